@@ -1,0 +1,135 @@
+"""The official 60-game catalogue: task ids, the full 18-action set, valid-action masks, reference scores.
+
+Task ids index the alphabetical list the official code uses (spec §1.1). Every game's minimal action
+set is listed as full-set indices in ALE's minimal-set order, so `minimal_to_full(game)[i]` is the full
+action for the environment's minimal action i.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+GAME_NAMES: tuple[str, ...] = (
+    "AirRaid", "Alien", "Amidar", "Assault", "Asterix", "Asteroids", "Atlantis", "BankHeist",
+    "BattleZone", "BeamRider", "Berzerk", "Bowling", "Boxing", "Breakout", "Carnival", "Centipede",
+    "ChopperCommand", "CrazyClimber", "DemonAttack", "DoubleDunk", "ElevatorAction", "Enduro",
+    "FishingDerby", "Freeway", "Frostbite", "Gopher", "Gravitar", "Hero", "IceHockey", "Jamesbond",
+    "JourneyEscape", "Kangaroo", "Krull", "KungFuMaster", "MontezumaRevenge", "MsPacman",
+    "NameThisGame", "Phoenix", "Pitfall", "Pong", "Pooyan", "PrivateEye", "Qbert", "Riverraid",
+    "RoadRunner", "Robotank", "Seaquest", "Skiing", "Solaris", "SpaceInvaders", "StarGunner",
+    "Tennis", "TimePilot", "Tutankham", "UpNDown", "Venture", "VideoPinball", "WizardOfWor",
+    "YarsRevenge", "Zaxxon",
+)
+NUM_GAMES = len(GAME_NAMES)
+TASK_IDS: dict[str, int] = {name: i for i, name in enumerate(GAME_NAMES)}
+
+FULL_ACTIONS: tuple[str, ...] = (
+    "NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UPRIGHT", "UPLEFT", "DOWNRIGHT", "DOWNLEFT",
+    "UPFIRE", "RIGHTFIRE", "LEFTFIRE", "DOWNFIRE", "UPRIGHTFIRE", "UPLEFTFIRE", "DOWNRIGHTFIRE",
+    "DOWNLEFTFIRE",
+)
+NUM_ACTIONS = len(FULL_ACTIONS)
+
+PRETRAIN_GAMES: tuple[str, ...] = (
+    "Assault", "Atlantis", "BeamRider", "Berzerk", "Carnival", "Centipede", "ChopperCommand",
+    "DemonAttack", "NameThisGame", "Phoenix", "Seaquest", "SpaceInvaders", "StarGunner", "TimePilot",
+    "Zaxxon",
+)
+FINETUNE_GAMES: tuple[str, ...] = ("Pong", "MsPacman", "Gravitar", "YarsRevenge", "Robotank")
+# The official fine-tuning borrowed a "similar" pretraining game's task-embedding row (spec §1.1).
+OFFICIAL_BORROWED_TASK_ROWS: dict[str, str] = {
+    "Robotank": "Phoenix", "YarsRevenge": "ChopperCommand", "Gravitar": "TimePilot", "MsPacman": "Berzerk",
+}
+
+_ALL = tuple(range(18))
+_FIRE_LR = (0, 1, 3, 4, 11, 12)
+MINIMAL_ACTION_SETS: dict[str, tuple[int, ...]] = {
+    "AirRaid": _FIRE_LR, "Alien": _ALL, "Amidar": (0, 1, 2, 3, 4, 5, 10, 11, 12, 13),
+    "Assault": (0, 1, 2, 3, 4, 11, 12), "Asterix": (0, 2, 3, 4, 5, 6, 7, 8, 9),
+    "Asteroids": (0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15), "Atlantis": (0, 1, 11, 12),
+    "BankHeist": _ALL, "BattleZone": _ALL, "BeamRider": (0, 1, 2, 3, 4, 6, 7, 11, 12), "Berzerk": _ALL,
+    "Bowling": (0, 1, 2, 5, 10, 13), "Boxing": _ALL, "Breakout": (0, 1, 3, 4), "Carnival": _FIRE_LR,
+    "Centipede": _ALL, "ChopperCommand": _ALL, "CrazyClimber": (0, 2, 3, 4, 5, 6, 7, 8, 9),
+    "DemonAttack": _FIRE_LR, "DoubleDunk": _ALL, "ElevatorAction": _ALL,
+    "Enduro": (0, 1, 3, 4, 5, 8, 9, 11, 12), "FishingDerby": _ALL, "Freeway": (0, 2, 5),
+    "Frostbite": _ALL, "Gopher": (0, 1, 2, 3, 4, 10, 11, 12), "Gravitar": _ALL, "Hero": _ALL,
+    "IceHockey": _ALL, "Jamesbond": _ALL,
+    "JourneyEscape": (0, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17), "Kangaroo": _ALL,
+    "Krull": _ALL, "KungFuMaster": (0, 2, 3, 4, 5, 8, 9, 11, 12, 13, 14, 15, 16, 17),
+    "MontezumaRevenge": _ALL, "MsPacman": (0, 2, 3, 4, 5, 6, 7, 8, 9), "NameThisGame": _FIRE_LR,
+    "Phoenix": (0, 1, 3, 4, 5, 11, 12, 13), "Pitfall": _ALL, "Pong": _FIRE_LR,
+    "Pooyan": (0, 1, 2, 5, 10, 13), "PrivateEye": _ALL, "Qbert": (0, 1, 2, 3, 4, 5), "Riverraid": _ALL,
+    "RoadRunner": _ALL, "Robotank": _ALL, "Seaquest": _ALL, "Skiing": (0, 3, 4), "Solaris": _ALL,
+    "SpaceInvaders": _FIRE_LR, "StarGunner": _ALL, "Tennis": _ALL,
+    "TimePilot": (0, 1, 2, 3, 4, 5, 10, 11, 12, 13), "Tutankham": (0, 2, 3, 4, 5, 10, 11, 12),
+    "UpNDown": (0, 1, 2, 5, 10, 13), "Venture": _ALL, "VideoPinball": (0, 1, 2, 3, 4, 5, 10, 11, 12),
+    "WizardOfWor": (0, 1, 2, 3, 4, 5, 10, 11, 12, 13), "YarsRevenge": _ALL, "Zaxxon": _ALL,
+}
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    random: float
+    human: float
+    dqn: float
+
+
+# results/base_scores.py of the official code, for the 20 games JOWA uses (spec §8.5).
+REFERENCE_SCORES: dict[str, ReferenceScores] = {
+    name: ReferenceScores(*values)
+    for name, values in {
+        "Assault": (222.4, 742.0, 1525.2), "Atlantis": (12850.0, 29028.1, 853640.0),
+        "BeamRider": (363.9, 16926.5, 5852.4), "Berzerk": (123.7, 2630.4, 487.5),
+        "Carnival": (700.8, 3800.0, 4784.8), "Centipede": (2090.9, 12017.0, 2583.0),
+        "ChopperCommand": (811.0, 7387.8, 2690.6), "DemonAttack": (152.1, 1971.0, 6361.6),
+        "NameThisGame": (2292.3, 8049.0, 7278.6), "Phoenix": (761.4, 7242.6, 4996.6),
+        "Seaquest": (68.4, 42054.7, 1600.7), "SpaceInvaders": (148.0, 1668.7, 1794.2),
+        "StarGunner": (664.0, 10250.0, 42165.2), "TimePilot": (3568.0, 5229.2, 3654.4),
+        "Zaxxon": (32.5, 9173.3, 4538.6), "Pong": (-20.7, 14.6, 16.6),
+        "MsPacman": (307.3, 6951.6, 3402.4), "Gravitar": (173.0, 3351.4, 330.1),
+        "YarsRevenge": (3092.9, 54576.9, 23909.4), "Robotank": (2.2, 11.9, 59.8),
+    }.items()
+}
+
+
+def check_game(game: str) -> str:
+    """Return `game` unchanged, or raise naming the close matches if it is not in the catalogue."""
+    if game in TASK_IDS:
+        return game
+    lowered = {name.lower(): name for name in GAME_NAMES}
+    hint = lowered.get(game.lower().replace("_", "").replace("-", ""))
+    suffix = f" Did you mean {hint!r}?" if hint else " Known games: " + ", ".join(GAME_NAMES)
+    raise ValueError(f"Unknown game {game!r}.{suffix}")
+
+
+def task_id(game: str) -> int:
+    return TASK_IDS[check_game(game)]
+
+
+def minimal_to_full(game: str) -> tuple[int, ...]:
+    """Full-set index of each of the game's minimal actions, in ALE's minimal-set order."""
+    return MINIMAL_ACTION_SETS[check_game(game)]
+
+
+def full_to_minimal(game: str) -> np.ndarray:
+    """[18] int64: minimal index of each full action; -1 where the action is not valid in the game."""
+    table = np.full(NUM_ACTIONS, -1, dtype=np.int64)
+    table[list(minimal_to_full(game))] = np.arange(len(minimal_to_full(game)))
+    return table
+
+
+def action_masks() -> torch.Tensor:
+    """[60, 18] bool: True where the full action belongs to the game's minimal set (official table)."""
+    mask = torch.zeros(NUM_GAMES, NUM_ACTIONS, dtype=torch.bool)
+    for i, name in enumerate(GAME_NAMES):
+        mask[i, list(MINIMAL_ACTION_SETS[name])] = True
+    return mask
+
+
+def reference_scores(game: str) -> ReferenceScores:
+    if check_game(game) not in REFERENCE_SCORES:
+        raise KeyError(f"No random/human/DQN reference scores for {game!r}; known: {sorted(REFERENCE_SCORES)}")
+    return REFERENCE_SCORES[game]
