@@ -1,0 +1,1 @@
+"""Compatibility with the official JOWA code: checkpoint import and the fixture parity check."""

@@ -1,0 +1,56 @@
+"""Key/value cache for incremental decoding, with batch reordering for beam search."""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Keys and values of every layer in one preallocated tensor pair.
+
+    Layout `[layers, batch, heads, capacity, head_dim]`: one `index_select` on the batch axis
+    replicates or reorders every layer at once, which is what beam expansion needs.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int = 0) -> None:
+        self.keys = keys  # [L, B, H, capacity, hd]
+        self.values = values  # [L, B, H, capacity, hd]
+        self.length = length
+
+    @classmethod
+    def empty(
+        cls, num_layers: int, batch_size: int, num_heads: int, head_dim: int, capacity: int,
+        device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+    ) -> "KVCache":
+        shape = (num_layers, batch_size, num_heads, capacity, head_dim)
+        return cls(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
+
+    @property
+    def batch_size(self) -> int:
+        return self.keys.shape[1]
+
+    @property
+    def capacity(self) -> int:
+        return self.keys.shape[3]
+
+    def check_room(self, num_new: int) -> None:
+        if self.length + num_new > self.capacity:
+            raise ValueError(f"KV cache overflow: {self.length} + {num_new} tokens > capacity {self.capacity}")
+
+    def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new `[B, H, n, hd]` keys/values of `layer` after the cached ones; return all of them."""
+        end = self.length + keys.shape[2]
+        self.keys[layer, :, :, self.length:end] = keys.to(self.keys.dtype)
+        self.values[layer, :, :, self.length:end] = values.to(self.values.dtype)
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def advance(self, num_new: int) -> None:
+        self.length += num_new
+
+    def select(self, index: torch.Tensor) -> "KVCache":
+        """A new cache whose row i is row `index[i]` of this one (replicate with repeat_interleave indices)."""
+        keys = self.keys.new_empty((self.keys.shape[0], index.numel(), *self.keys.shape[2:]))
+        values = torch.empty_like(keys)
+        keys[:, :, :, : self.length] = self.keys[:, :, :, : self.length].index_select(1, index)
+        values[:, :, :, : self.length] = self.values[:, :, :, : self.length].index_select(1, index)
+        return KVCache(keys, values, self.length)

@@ -1,0 +1,39 @@
+"""One objective evaluation: batch → model forward → loss terms (stage 1 or stage 2)."""
+
+from __future__ import annotations
+
+import torch
+
+from jowa.config import CriticLossConfig
+from jowa.data.batch import Batch
+from jowa.losses import (
+    LossTerms, c51_td_loss, cql_alpha, cql_penalty, stage1_total, stage2_total, td_rows, world_model_losses,
+)
+from jowa.model.world_model import WorldActionModel, WorldModelOutput
+
+
+def interleave(obs_tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """[B, T, K] observation tokens and [B, T] actions -> [B, T·(K+1)] token stream o^0..o^35, a per step."""
+    return torch.cat([obs_tokens, actions.unsqueeze(-1)], dim=-1).flatten(1)
+
+
+def compute_losses(
+    model: WorldActionModel, batch: Batch, critic: bool, config: CriticLossConfig,
+) -> tuple[LossTerms, WorldModelOutput]:
+    """Stage 1 (`critic=False`): world-model CEs. Stage 2: TD + CQL + supervised_weight × CEs."""
+    outputs = model(interleave(batch.observations, batch.actions), batch.tasks, with_target=critic)
+    wm = world_model_losses(
+        outputs.logits_observations, outputs.logits_rewards, outputs.logits_ends,
+        batch.observations, batch.rewards, batch.ends, batch.mask_padding,
+    )
+    if not critic:
+        return stage1_total(*wm), outputs
+    support = model.atoms
+    rows = td_rows(batch.mask_padding, batch.ends)
+    assert outputs.logits_q_target is not None
+    td = c51_td_loss(
+        outputs.logits_q, outputs.logits_q_target, batch.actions, batch.rewards, rows,
+        model.valid_actions(batch.tasks), support, config.gamma,
+    )
+    cql = cql_penalty(outputs.logits_q, batch.actions, batch.mask_padding, support, cql_alpha(config.cql_weight, support.device))
+    return stage2_total(*wm, td, cql, config.supervised_weight), outputs
