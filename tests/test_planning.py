@@ -1,0 +1,70 @@
+"""Planner parity with the official beam search: every fixture case, one by one and batched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from jowa.compat.parity import load_small_model
+from jowa.planning import PlannerOptions, plan
+
+
+@pytest.fixture(scope="module")
+def fixtures(reference_dir):
+    ref = reference_dir / "jowa"
+    cases = json.loads((ref / "jowa_small_planning.json").read_text())["cases"]
+    return load_small_model(ref).eval(), cases, load_file(str(ref / "jowa_small_planning.safetensors"))
+
+
+def options_of(case: dict) -> PlannerOptions:
+    if case["planner"] == "greedy":
+        return PlannerOptions(beam_width=1, horizon=0)
+    return PlannerOptions(beam_width=case["beam_width"], horizon=case["horizon"])
+
+
+def check_case(name: str, case: dict, tensors: dict, action: torch.Tensor, root_q: torch.Tensor, trace: list) -> None:
+    assert int(action) == case["chosen_action"] == int(tensors[f"{name}/action"][0]), name
+    torch.testing.assert_close(root_q, tensors[f"{name}/root_q_masked"], atol=1e-5, rtol=0)
+    assert len(trace) == (case["horizon"] if case["planner"] != "greedy" else 0)
+    for depth, level in enumerate(trace, start=1):
+        key = f"{name}/depth{depth}"
+        assert torch.equal(level.parents, tensors[f"{key}_parent"]), key
+        assert torch.equal(level.actions, tensors[f"{key}_actions"]), key
+        assert torch.equal(level.rewards, tensors[f"{key}_rewards"]), key
+        assert torch.equal(level.ends, tensors[f"{key}_ends"]), key
+        assert torch.equal(level.next_obs_tokens, tensors[f"{key}_next_obs_tokens"]), key
+        torch.testing.assert_close(level.q_masked, tensors[f"{key}_q_masked"], atol=1e-5, rtol=0)
+        torch.testing.assert_close(level.scores.double(), tensors[f"{key}_scores"], atol=1e-5, rtol=0)
+        assert level.kept.tolist() == case["kept_beam_node_ids_per_depth"][str(depth)], key
+
+
+def test_every_case_one_by_one(fixtures) -> None:
+    model, cases, tensors = fixtures
+    for name, case in cases.items():
+        result = plan(model, [tensors[f"{name}/context_tokens"][0]], torch.tensor([case["env"]]), options_of(case), trace=True)
+        check_case(name, case, tensors, result.actions[0], result.root_q[0], result.traces[0])
+
+
+def test_cases_batched_by_horizon(fixtures) -> None:
+    """Different games, beam widths and context lengths in one call per horizon."""
+    model, cases, tensors = fixtures
+    by_horizon: dict[int, list[str]] = {}
+    for name, case in cases.items():
+        by_horizon.setdefault(options_of(case).horizon, []).append(name)
+    assert len(by_horizon[2]) >= 4
+    for horizon, names in by_horizon.items():
+        contexts = [tensors[f"{n}/context_tokens"][0] for n in names]
+        tasks = torch.tensor([cases[n]["env"] for n in names])
+        widths = torch.tensor([options_of(cases[n]).beam_width for n in names])
+        result = plan(model, contexts, tasks, PlannerOptions(horizon=horizon), beam_widths=widths, trace=True)
+        for i, name in enumerate(names):
+            check_case(name, cases[name], tensors, result.actions[i], result.root_q[i], result.traces[i])
+
+
+def test_bad_horizon_is_an_error(fixtures) -> None:
+    model, _, tensors = fixtures
+    with pytest.raises(ValueError, match="horizon"):
+        plan(model, [tensors["assault_K2_H2/context_tokens"][0]], torch.tensor([3]), PlannerOptions(horizon=8))
