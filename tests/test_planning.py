@@ -68,3 +68,22 @@ def test_bad_horizon_is_an_error(fixtures) -> None:
     model, _, tensors = fixtures
     with pytest.raises(ValueError, match="horizon"):
         plan(model, [tensors["assault_K2_H2/context_tokens"][0]], torch.tensor([3]), PlannerOptions(horizon=8))
+
+
+@pytest.mark.parametrize("rollout", ["rollout_assault_greedy_buf8", "rollout_assault_K2_H2_buf8", "rollout_seaquest_K3_H2_buf3"])
+def test_rollouts_through_the_agent(reference_dir, fixtures, rollout: str) -> None:
+    from jowa.compat.parity import small_configs
+    from jowa.compat.import_official import import_tokenizer
+    from jowa.planning.agent import Agent
+
+    model, _, tensors = fixtures
+    ref = reference_dir / "jowa"
+    spec = json.loads((ref / "jowa_small_planning.json").read_text())["rollouts"][rollout]
+    tokenizer = import_tokenizer(ref / "tokenizer_small_official_format.pt", config=small_configs(ref)[0]).eval()
+    frames = tensors["rollout_frames_uint8"][:, 0]  # [10, 84, 84]
+    assert torch.equal(tokenizer.encode_tokens(frames), tensors["rollout_frame_tokens"])
+    options = PlannerOptions(beam_width=spec["beam_width"] or 1, horizon=spec["horizon"] or 0)
+    agent = Agent(model, tokenizer, torch.tensor([spec["env"]]), options, buffer_sizes=spec["buffer_size"], epsilon=0.0)
+    actions = [int(agent.act(frame[None])[0]) for frame in frames]
+    assert actions == spec["actions"] == tensors[f"{rollout}/actions"].tolist()
+    assert torch.equal(agent.memory[0], tensors[f"{rollout}/final_token_buffer"][0])

@@ -1,0 +1,67 @@
+"""The acting agent: a token memory per environment, the planner, and ε-random valid actions (spec §7.1)."""
+
+from __future__ import annotations
+
+import torch
+
+from jowa.model.world_model import WorldActionModel
+from jowa.planning.beam_search import PlannerOptions, plan
+
+
+class Agent:
+    """Acts for E environments at once (each with its own game, memory size and beam width).
+
+    Each step appends the 36 tokens of the new frame to an environment's memory (dropping its oldest
+    block when the memory already holds `buffer_size` blocks), plans on that memory, and appends the
+    chosen action token.
+    """
+
+    def __init__(
+        self, model: WorldActionModel, tokenizer: torch.nn.Module, tasks: torch.Tensor, options: PlannerOptions,
+        buffer_sizes: torch.Tensor | int = 8, beam_widths: torch.Tensor | None = None, epsilon: float = 0.001,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.model, self.tokenizer, self.options = model, tokenizer, options
+        self.tasks = tasks.long()
+        count = len(tasks)
+        sizes = torch.full((count,), buffer_sizes) if isinstance(buffer_sizes, int) else buffer_sizes.long()
+        if (sizes < 1).any() or (sizes > model.config.max_blocks).any():
+            raise ValueError(f"buffer sizes must be in [1, {model.config.max_blocks}], got {sizes.tolist()}")
+        self.buffer_sizes = sizes
+        self.beam_widths = beam_widths
+        self.epsilon = epsilon
+        self.generator = generator or torch.Generator().manual_seed(0)
+        self.memory: list[torch.Tensor] = [torch.empty(0, dtype=torch.long) for _ in range(count)]
+
+    def reset(self, indices: list[int] | None = None) -> None:
+        """Forget the history of the given environments (all by default), e.g. when their episode ends."""
+        for i in range(len(self.memory)) if indices is None else indices:
+            self.memory[i] = torch.empty(0, dtype=torch.long)
+
+    def observe(self, frame_tokens: torch.Tensor) -> None:
+        """Append each environment's new frame tokens [E, 36]."""
+        tpb = self.model.config.tokens_per_block
+        for i, tokens in enumerate(frame_tokens.cpu()):
+            memory = self.memory[i]
+            if memory.numel() + tokens.numel() > tpb * int(self.buffer_sizes[i]):
+                memory = memory[tpb:]
+            self.memory[i] = torch.cat([memory, tokens])
+
+    @torch.no_grad()
+    def act(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: uint8 [E, 84, 84] (or float [E, 1, 84, 84] in [0, 1]) -> full-set actions [E]."""
+        self.observe(self.tokenizer.encode_tokens(frames))
+        actions = plan(self.model, self.memory, self.tasks, self.options, self.beam_widths).actions.cpu()
+        actions = self._explore(actions)
+        for i, action in enumerate(actions):
+            self.memory[i] = torch.cat([self.memory[i], action.view(1)])
+        return actions
+
+    def _explore(self, actions: torch.Tensor) -> torch.Tensor:
+        """With probability ε per environment, a uniformly random valid action instead."""
+        if self.epsilon <= 0:
+            return actions
+        draws = torch.rand(len(actions), generator=self.generator)
+        valid = self.model.valid_actions(self.tasks.to(self.model.atoms.device)).cpu().float()
+        random_actions = torch.multinomial(valid, 1, generator=self.generator).squeeze(-1)
+        return torch.where(draws < self.epsilon, random_actions, actions)
