@@ -38,30 +38,37 @@ class Agent:
         for i in range(len(self.memory)) if indices is None else indices:
             self.memory[i] = torch.empty(0, dtype=torch.long)
 
-    def observe(self, frame_tokens: torch.Tensor) -> None:
-        """Append each environment's new frame tokens [E, 36]."""
+    def observe(self, frame_tokens: torch.Tensor, indices: list[int]) -> None:
+        """Append new frame tokens [len(indices), 36] to the memories of the environments `indices`."""
         tpb = self.model.config.tokens_per_block
-        for i, tokens in enumerate(frame_tokens.cpu()):
+        for i, tokens in zip(indices, frame_tokens.cpu()):
             memory = self.memory[i]
             if memory.numel() + tokens.numel() > tpb * int(self.buffer_sizes[i]):
                 memory = memory[tpb:]
             self.memory[i] = torch.cat([memory, tokens])
 
     @torch.no_grad()
-    def act(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames: uint8 [E, 84, 84] (or float [E, 1, 84, 84] in [0, 1]) -> full-set actions [E]."""
-        self.observe(self.tokenizer.encode_tokens(frames))
-        actions = plan(self.model, self.memory, self.tasks, self.options, self.beam_widths).actions.cpu()
-        actions = self._explore(actions)
-        for i, action in enumerate(actions):
+    def act(self, frames: torch.Tensor, indices: list[int] | None = None) -> torch.Tensor:
+        """frames: uint8 [N, 84, 84] (or float [N, 1, 84, 84] in [0, 1]) of the environments `indices`
+        (all E by default, N = E) -> full-set actions [N]."""
+        indices = list(range(len(self.memory))) if indices is None else list(indices)
+        if len(frames) != len(indices):
+            raise ValueError(f"{len(frames)} frames for {len(indices)} environments")
+        self.observe(self.tokenizer.encode_tokens(frames), indices)
+        chosen = torch.tensor(indices)
+        widths = None if self.beam_widths is None else self.beam_widths[chosen]
+        contexts = [self.memory[i] for i in indices]
+        actions = plan(self.model, contexts, self.tasks[chosen], self.options, widths).actions.cpu()
+        actions = self._explore(actions, self.tasks[chosen])
+        for i, action in zip(indices, actions):
             self.memory[i] = torch.cat([self.memory[i], action.view(1)])
         return actions
 
-    def _explore(self, actions: torch.Tensor) -> torch.Tensor:
+    def _explore(self, actions: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         """With probability ε per environment, a uniformly random valid action instead."""
         if self.epsilon <= 0:
             return actions
         draws = torch.rand(len(actions), generator=self.generator)
-        valid = self.model.valid_actions(self.tasks.to(self.model.atoms.device)).cpu().float()
+        valid = self.model.action_masks.cpu()[tasks].float()
         random_actions = torch.multinomial(valid, 1, generator=self.generator).squeeze(-1)
         return torch.where(draws < self.epsilon, random_actions, actions)
