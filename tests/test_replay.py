@@ -288,3 +288,39 @@ def test_skip_bad_logs_counts_and_goes_on(tmp_path):
     assert [p for p, _ in stats.skipped] == [str(path)]
     # Episode 2 (ends in chunk 1) and episode 3 (spans chunks 1-3) need the bad chunk; 1 and 4 do not.
     assert sorted(e.start for e in episodes) == [3, 225]
+
+
+# --- JOWA subsampling -------------------------------------------------------------------------------------
+
+def test_choose_runs_reproduces_the_official_choice():
+    from jowa.data.subsample import choose_runs
+    from jowa.games import PRETRAIN_GAMES
+
+    runs = choose_runs({g: ["1", "2", "3", "4", "5"] for g in PRETRAIN_GAMES}, 2, seed=0)
+    assert runs == {  # spec §1.3, step 2
+        "Assault": ["1", "3"], "Atlantis": ["1", "3"], "BeamRider": ["2", "4"], "Berzerk": ["2", "4"],
+        "Carnival": ["3", "5"], "Centipede": ["3", "4"], "ChopperCommand": ["3", "5"], "DemonAttack": ["2", "4"],
+        "NameThisGame": ["1", "5"], "Phoenix": ["3", "5"], "Seaquest": ["2", "5"], "SpaceInvaders": ["1", "2"],
+        "StarGunner": ["2", "4"], "TimePilot": ["1", "3"], "Zaxxon": ["3", "4"],
+    }
+
+
+def test_subsample_draws_whole_episodes_only(tmp_path):
+    from jowa.data.subsample import read_selection, select_episodes
+
+    written1, _ = write_run(tmp_path, [46, 47, 120, 10], capacity=50, run="1")
+    written2, _ = write_run(tmp_path, [30, 20, 40], capacity=50, run="2", seed=9)
+    log_dir = replay_log_dir(tmp_path, GAME, "1")
+    for member in ("observation", "action", "reward", "terminal", "add_count", "invalid_range"):
+        member_path(log_dir, member, 0).unlink()  # run 1 now starts mid-episode: a fragment, not an episode
+    selection = select_episodes(tmp_path, GAME, ["1", "2"], transitions=200, seed=0)
+    assert selection.available_episodes == 2 + 3  # run 1: episodes 3 and 4 only
+    assert selection.available_transitions == 120 + 10 + 30 + 20 + 40
+    assert selection.episodes == 5  # ceil(200 / (220 / 5))
+    got = list(read_selection(tmp_path, selection))
+    assert sum(copies for _, copies in got) == 5
+    for episode, copies in got:
+        assert copies == selection.copies[episode.run][episode.start] >= 1
+        assert_same(episode, (written1 if episode.run == "1" else written2)[episode.start])
+    distinct = select_episodes(tmp_path, GAME, ["1", "2"], transitions=10_000, seed=0, replace=False)
+    assert distinct.episodes == 5 and all(max(c.values(), default=1) == 1 for c in distinct.copies.values())
