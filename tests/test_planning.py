@@ -72,14 +72,13 @@ def test_bad_horizon_is_an_error(fixtures) -> None:
 
 @pytest.mark.parametrize("rollout", ["rollout_assault_greedy_buf8", "rollout_assault_K2_H2_buf8", "rollout_seaquest_K3_H2_buf3"])
 def test_rollouts_through_the_agent(reference_dir, fixtures, rollout: str) -> None:
-    from jowa.compat.parity import small_configs
-    from jowa.compat.import_official import import_tokenizer
+    from jowa.compat.parity import load_small_tokenizer_via_import
     from jowa.planning.agent import Agent
 
     model, _, tensors = fixtures
     ref = reference_dir / "jowa"
     spec = json.loads((ref / "jowa_small_planning.json").read_text())["rollouts"][rollout]
-    tokenizer = import_tokenizer(ref / "tokenizer_small_official_format.pt", config=small_configs(ref)[0]).eval()
+    tokenizer = load_small_tokenizer_via_import(ref)
     frames = tensors["rollout_frames_uint8"][:, 0]  # [10, 84, 84]
     assert torch.equal(tokenizer.encode_tokens(frames), tensors["rollout_frame_tokens"])
     options = PlannerOptions(beam_width=spec["beam_width"] or 1, horizon=spec["horizon"] or 0)

@@ -42,11 +42,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokenizer", type=Path, help="official tokenizer.pt")
     parser.add_argument("--out", type=Path, required=True, help="run directory to write")
     parser.add_argument("--size", choices=SIZES, help="official size (sets the number of attention heads)")
+    parser.add_argument("--num-heads", type=int, help="attention heads, for a model that is not an official size")
     args = parser.parse_args(argv)
     if not args.model and not args.tokenizer:
         parser.error("give --model and/or --tokenizer")
     if args.model:
-        model = import_world_model(args.model, args.size)
+        config = None
+        if args.num_heads:
+            config = infer_world_model_config(load_state_dict(args.model), args.size)
+            config.num_heads = args.num_heads
+        model = import_world_model(args.model, args.size, config)
         target = model.save_pretrained(args.out / "world_model", extra={"imported_from": str(args.model)})
         print(f"world model: {sum(p.numel() for p in model.parameters()):,} parameters -> {target}")
     if args.tokenizer:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,11 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from jowa.compat.comparison import ParityRow, compare
 from jowa.config import TokenizerConfig
 from jowa.tokenizer.quantizer import distance_gap
 from jowa.tokenizer.tokenizer import Tokenizer
 
-ATOL = 1e-5
-RTOL = 1e-5
 WEIGHTS_FILE = "tokenizer_small_state_dict.safetensors"
 IO_FILE = "tokenizer_small_io.safetensors"
 DESCRIPTION_FILE = "description.json"
@@ -43,18 +41,6 @@ DECODER_ACTIVATIONS = {
     "act_dec_after_up2_upsample": "decoder.up.2.upsample",
     "act_dec_out": "decoder",
 }
-
-
-@dataclass
-class ParityRow:
-    """One compared quantity. `max_abs_error` is the mismatch count for discrete quantities;
-    `exact` says our value is bit-identical to the reference; `ok` says it is within tolerance
-    (|ours − ref| ≤ ATOL + RTOL·|ref| elementwise for floats, equality otherwise)."""
-
-    name: str
-    max_abs_error: float
-    exact: bool
-    ok: bool
 
 
 def fixture_dir(reference_dir: str | Path) -> Path:
@@ -75,20 +61,6 @@ def load_small_tokenizer(reference_dir: str | Path) -> Tokenizer:
     tokenizer = Tokenizer(small_tokenizer_config(reference_dir))
     tokenizer.load_state_dict(load_file(str(fixture_dir(reference_dir) / WEIGHTS_FILE)), strict=True)
     return tokenizer
-
-
-def compare(name: str, ours: torch.Tensor, reference: torch.Tensor) -> ParityRow:
-    """Max abs error for floats, mismatch count for integers (must be 0)."""
-    ours = ours.detach().cpu()
-    if tuple(ours.shape) != tuple(reference.shape):
-        return ParityRow(name, float("inf"), False, False)
-    if reference.dtype.is_floating_point:
-        diff = (ours.float() - reference.float()).abs()
-        error = diff.max().item() if reference.numel() else 0.0
-        ok = bool((diff <= ATOL + RTOL * reference.float().abs()).all())
-        return ParityRow(name, error, error == 0.0, ok)
-    mismatches = float((ours != reference).sum().item())
-    return ParityRow(name, mismatches, mismatches == 0, mismatches == 0)
 
 
 @contextmanager
