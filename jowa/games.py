@@ -74,11 +74,11 @@ MINIMAL_ACTION_SETS: dict[str, tuple[int, ...]] = {
 class ReferenceScores:
     random: float
     human: float
-    dqn: float
+    dqn: float | None  # None where the official base_scores give no DQN score: DNS is then undefined
 
 
 # results/base_scores.py of the official code, for the 20 games JOWA uses (spec §8.5).
-REFERENCE_SCORES: dict[str, ReferenceScores] = {
+_JOWA_BASE_SCORES: dict[str, ReferenceScores] = {
     name: ReferenceScores(*values)
     for name, values in {
         "Assault": (222.4, 742.0, 1525.2), "Atlantis": (12850.0, 29028.1, 853640.0),
@@ -93,6 +93,30 @@ REFERENCE_SCORES: dict[str, ReferenceScores] = {
         "YarsRevenge": (3092.9, 54576.9, 23909.4), "Robotank": (2.2, 11.9, 59.8),
     }.items()
 }
+
+# Random and human scores of further catalogue games, from DeepMind's Atari-57 table (dqn_zoo/atari_data.py:
+# no-op starts, 108k-frame cap), which agrees exactly with the 19 official entries above that it covers.
+# The official DQN scores are known only for the 20 games above, so these games have HNS but no DNS.
+# AirRaid, ElevatorAction, JourneyEscape and Pooyan are not in that table and have no reference scores.
+_ATARI57_RANDOM_HUMAN: dict[str, ReferenceScores] = {
+    name: ReferenceScores(random, human, dqn=None)
+    for name, (random, human) in {
+        "Alien": (227.8, 7127.7), "Amidar": (5.8, 1719.5), "Asterix": (210.0, 8503.3),
+        "Asteroids": (719.1, 47388.7), "BankHeist": (14.2, 753.1), "BattleZone": (2360.0, 37187.5),
+        "Bowling": (23.1, 160.7), "Boxing": (0.1, 12.1), "Breakout": (1.7, 30.5),
+        "CrazyClimber": (10780.5, 35829.4), "DoubleDunk": (-18.6, -16.4), "Enduro": (0.0, 860.5),
+        "FishingDerby": (-91.7, -38.7), "Freeway": (0.0, 29.6), "Frostbite": (65.2, 4334.7),
+        "Gopher": (257.6, 2412.5), "Hero": (1027.0, 30826.4), "IceHockey": (-11.2, 0.9),
+        "Jamesbond": (29.0, 302.8), "Kangaroo": (52.0, 3035.0), "Krull": (1598.0, 2665.5),
+        "KungFuMaster": (258.5, 22736.3), "MontezumaRevenge": (0.0, 4753.3), "Pitfall": (-229.4, 6463.7),
+        "PrivateEye": (24.9, 69571.3), "Qbert": (163.9, 13455.0), "Riverraid": (1338.5, 17118.0),
+        "RoadRunner": (11.5, 7845.0), "Skiing": (-17098.1, -4336.9), "Solaris": (1236.3, 12326.7),
+        "Tennis": (-23.8, -8.3), "Tutankham": (11.4, 167.6), "UpNDown": (533.4, 11693.2), "Venture": (0.0, 1187.5),
+        "VideoPinball": (16256.9, 17667.9), "WizardOfWor": (563.5, 4756.5),
+    }.items()
+}
+
+REFERENCE_SCORES: dict[str, ReferenceScores] = {**_JOWA_BASE_SCORES, **_ATARI57_RANDOM_HUMAN}
 
 
 def check_game(game: str) -> str:
@@ -130,6 +154,8 @@ def action_masks() -> torch.Tensor:
 
 
 def reference_scores(game: str) -> ReferenceScores:
+    """The game's random/human (and, for the 20 JOWA games, DQN) scores; KeyError if it has none."""
     if check_game(game) not in REFERENCE_SCORES:
-        raise KeyError(f"No random/human/DQN reference scores for {game!r}; known: {sorted(REFERENCE_SCORES)}")
+        missing = sorted(set(GAME_NAMES) - set(REFERENCE_SCORES))
+        raise KeyError(f"No random/human/DQN reference scores for {game!r}; games without any: {missing}")
     return REFERENCE_SCORES[game]

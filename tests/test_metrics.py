@@ -8,6 +8,7 @@ from scipy import stats
 
 from jowa.evaluation.metrics import (
     bootstrap_distribution,
+    has_reference,
     normalize,
     normalized_scores,
     paper_aggregate,
@@ -23,7 +24,7 @@ from jowa.evaluation.paper_scores import (
     PAPER_SUMMARY,
     RAW_RETURNS_COLUMN,
 )
-from jowa.games import PRETRAIN_GAMES
+from jowa.games import FINETUNE_GAMES, GAME_NAMES, PRETRAIN_GAMES, REFERENCE_SCORES
 
 # ---------------------------------------------------------------- (a) the paper's aggregates
 
@@ -116,6 +117,42 @@ def test_hns_and_dns_definitions() -> None:
     np.testing.assert_allclose(normalized_scores("Pong", [-20.7, 14.6], "human"), [0.0, 1.0])
 
 
+def test_official_reference_scores_of_the_20_jowa_games_are_unchanged() -> None:
+    spec_8_5 = {  # random, human, DQN
+        "Assault": (222.4, 742.0, 1525.2), "Atlantis": (12850.0, 29028.1, 853640.0),
+        "BeamRider": (363.9, 16926.5, 5852.4), "Berzerk": (123.7, 2630.4, 487.5),
+        "Carnival": (700.8, 3800.0, 4784.8), "Centipede": (2090.9, 12017.0, 2583.0),
+        "ChopperCommand": (811.0, 7387.8, 2690.6), "DemonAttack": (152.1, 1971.0, 6361.6),
+        "NameThisGame": (2292.3, 8049.0, 7278.6), "Phoenix": (761.4, 7242.6, 4996.6),
+        "Seaquest": (68.4, 42054.7, 1600.7), "SpaceInvaders": (148.0, 1668.7, 1794.2),
+        "StarGunner": (664.0, 10250.0, 42165.2), "TimePilot": (3568.0, 5229.2, 3654.4),
+        "Zaxxon": (32.5, 9173.3, 4538.6), "Pong": (-20.7, 14.6, 16.6),
+        "MsPacman": (307.3, 6951.6, 3402.4), "Gravitar": (173.0, 3351.4, 330.1),
+        "YarsRevenge": (3092.9, 54576.9, 23909.4), "Robotank": (2.2, 11.9, 59.8),
+    }
+    assert sorted(spec_8_5) == sorted(PRETRAIN_GAMES + FINETUNE_GAMES)
+    for game, values in spec_8_5.items():
+        refs = REFERENCE_SCORES[game]
+        assert (refs.random, refs.human, refs.dqn) == values, game
+    # Every other game with references has random/human only: no DQN score beyond the official 20.
+    assert all(r.dqn is None for g, r in REFERENCE_SCORES.items() if g not in spec_8_5)
+    assert set(REFERENCE_SCORES) <= set(GAME_NAMES)
+
+
+def test_games_with_partial_or_no_reference_scores() -> None:
+    assert has_reference("Pong", "human") and has_reference("Pong", "dqn")
+    assert has_reference("Breakout", "human") and not has_reference("Breakout", "dqn")
+    assert not has_reference("AirRaid", "human") and not has_reference("AirRaid", "dqn")
+    # Breakout: random 1.7, human 30.5 (DeepMind's Atari-57 table)
+    np.testing.assert_allclose(normalized_scores("Breakout", [1.7, 30.5], "human"), [0.0, 1.0])
+    with pytest.raises(ValueError, match="Unknown game"):
+        has_reference("Breakot", "human")
+    with pytest.raises(ValueError, match="reference"):
+        has_reference("Pong", "expert")  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="No DQN reference score"):
+        paper_aggregate({"Pong": 0.0, "Breakout": 10.0}, "dqn")
+
+
 def test_reference_below_random_swaps_min_and_max_as_official_code() -> None:
     assert float(normalize(5.0, low=10.0, high=0.0)) == pytest.approx(0.5)
     assert float(normalize(10.0, low=10.0, high=0.0)) == pytest.approx(1.0)  # official quirk: random -> 1
@@ -127,7 +164,9 @@ def test_bad_inputs_fail_clearly() -> None:
     with pytest.raises(ValueError, match="Unknown game"):
         normalized_scores("Pacman", [1.0], "human")
     with pytest.raises(KeyError, match="No random/human/DQN"):
-        normalized_scores("Alien", [1.0], "human")  # in the catalogue, but no reference scores
+        normalized_scores("AirRaid", [1.0], "human")  # in the catalogue, but no reference scores
+    with pytest.raises(KeyError, match="No DQN reference score"):
+        normalized_scores("Breakout", [1.0], "dqn")  # random/human known, but no official DQN score
     with pytest.raises(ValueError, match="reference"):
         normalized_scores("Pong", [1.0], "expert")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="finite"):

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jowa.evaluation.report import EvaluationResults, load_report, write_report, write_video
+from jowa.evaluation.metrics import paper_aggregate, run_level_aggregates
+from jowa.evaluation.report import PNG_FILES, EvaluationResults, load_report, write_report, write_video
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPS = 300  # few bootstrap replications: the writer is under test here, not the bootstrap
@@ -35,8 +36,7 @@ def test_writes_every_file_and_round_trips_raw_returns(
 ) -> None:
     out = write_report(tmp_path / "report", results, {"episodes": 4, "planner": "beam"}, random_baseline,
                        bootstrap_reps=REPS)
-    assert sorted(p.name for p in out.iterdir()) == ["aggregates.png", "normalized_scores.png", "report.json",
-                                                     "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*PNG_FILES, "report.json", "report.md"])
     assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary directory left behind
 
     report = load_report(out)
@@ -51,13 +51,106 @@ def test_writes_every_file_and_round_trips_raw_returns(
     assert report["comparison"]["games"] == ["Assault", "Pong"]
     assert report["comparison"]["wins"] == 2
 
-    for name in ("aggregates.png", "normalized_scores.png"):
-        data = (out / name).read_bytes()
-        assert data[:8] == PNG_MAGIC and len(data) > 1000
+    _assert_pngs(out)
 
     md = (out / "report.md").read_text()
     for needle in ("Pong", "Seaquest", "trim_mean", "higher in 2 of 2 shared games", "Carnival", "context=4"):
         assert needle in md
+
+
+def _assert_pngs(out: Path) -> None:
+    assert PNG_FILES == ("raw_returns.png", "normalized_scores.png", "aggregates.png")
+    for name in PNG_FILES:
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 1000, name
+
+
+# Breakout has random/human scores but no official DQN score; AirRaid and Pooyan have no reference scores.
+MIXED = {"Pong": [-19.0, -15.0, 3.5], "Assault": [300.0, 812.0, 1010.0], "Breakout": [12.0, 30.0, 41.0],
+         "AirRaid": [1200.0, 2500.0, 1800.0]}
+
+
+@pytest.mark.parametrize("with_baseline", [False, True])
+def test_games_without_reference_scores_are_reported_raw_and_left_out_of_aggregates(
+    tmp_path: Path, with_baseline: bool
+) -> None:
+    results = EvaluationResults(MIXED, name="agent")
+    baseline = EvaluationResults({"Pong": [-21.0, -20.0], "Breakout": [1.0, 2.0, 0.0], "AirRaid": [2600.0, 2400.0]},
+                                 name="random") if with_baseline else None
+    out = write_report(tmp_path / "r", results, {}, baseline, bootstrap_reps=REPS, seed=3)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*PNG_FILES, "report.json", "report.md"])
+    _assert_pngs(out)
+    report = load_report(out)
+
+    games = report["results"]["games"]
+    assert games["AirRaid"]["returns"] == MIXED["AirRaid"] and games["AirRaid"]["mean"] == pytest.approx(1833.333333)
+    assert games["AirRaid"]["min"] == 1200.0 and games["AirRaid"]["max"] == 2500.0
+    assert games["AirRaid"]["hns"] is None and games["AirRaid"]["dns"] is None
+    assert games["AirRaid"]["reference"] == {"random": None, "human": None, "dqn": None}
+    assert games["Breakout"]["hns"] == pytest.approx((np.mean(MIXED["Breakout"]) - 1.7) / (30.5 - 1.7))
+    assert games["Breakout"]["dns"] is None and games["Breakout"]["reference"]["dqn"] is None
+    assert games["Pong"]["dns"] is not None
+
+    agg = report["results"]["aggregates"]
+    assert agg["games"] == {"hns": ["Assault", "Breakout", "Pong"], "dns": ["Assault", "Pong"]}
+    assert set(agg["excluded"]["hns"]) == {"AirRaid"} and set(agg["excluded"]["dns"]) == {"AirRaid", "Breakout"}
+    for key, reference in (("hns", "human"), ("dns", "dqn")):
+        subset = {g: MIXED[g] for g in agg["games"][key]}
+        paper = paper_aggregate({g: float(np.mean(v)) for g, v in subset.items()}, reference)
+        assert agg["paper"][key]["iqm"] == pytest.approx(paper.iqm) and agg["paper"][key]["num_games"] == len(subset)
+        run_level = run_level_aggregates(subset, reference, reps=REPS, seed=3)
+        assert agg["run_level"][key]["iqm"]["point"] == pytest.approx(run_level["iqm"].point)
+        assert agg["run_level"][key]["iqm"]["low"] == pytest.approx(run_level["iqm"].low)
+
+    md = (out / "report.md").read_text()
+    assert "| AirRaid | 3 |" in md and "n/a" in md
+    assert "- AirRaid: left out of the HNS and DNS aggregates (no published random/human reference scores)" in md
+    assert "- Breakout: left out of the DNS aggregates only (no official DQN reference score" in md
+
+    if not with_baseline:
+        assert report["comparison"] is None and "some games here lack" in md
+        return
+    cmp = report["comparison"]
+    assert cmp["games"] == ["AirRaid", "Breakout", "Pong"]  # wins/losses cover games without references too
+    assert cmp["wins"] == 2 and cmp["losses"] == 1 and cmp["ties"] == 0
+    assert cmp["mean_difference"]["AirRaid"] == pytest.approx(1833.333333 - 2500.0)
+    assert cmp["run_level_iqm_on_shared_games"]["hns"]["games"] == ["Breakout", "Pong"]
+    assert cmp["run_level_iqm_on_shared_games"]["dns"]["games"] == ["Pong"]
+    assert report["baseline"]["games"]["AirRaid"]["hns"] is None
+    assert "higher in 2 of 3 shared games (lower in 1, equal in 0)" in md
+    assert "the 2 shared games with human reference scores (Breakout, Pong)" in md
+    assert "| AirRaid | 1,833.3 ± 531.2 | 2,500.0 ± 100.0 | -666.7 | lower |" in md
+
+
+@pytest.mark.parametrize("with_baseline", [False, True])
+def test_no_game_with_reference_scores_still_writes_a_full_report(tmp_path: Path, with_baseline: bool) -> None:
+    results = EvaluationResults({"AirRaid": [900.0, 1500.0], "Pooyan": [300.0, 300.0, 500.0]}, name="agent")
+    baseline = EvaluationResults({"AirRaid": [600.0, 400.0], "Pooyan": [400.0, 400.0]}, name="random")
+    out = write_report(tmp_path / "r", results, {}, baseline if with_baseline else None, bootstrap_reps=REPS)
+    _assert_pngs(out)
+    report = load_report(out)
+    for side in ("results", "baseline") if with_baseline else ("results",):
+        agg = report[side]["aggregates"]
+        assert agg["paper"] == {"hns": None, "dns": None} and agg["run_level"] == {"hns": None, "dns": None}
+        assert agg["games"] == {"hns": [], "dns": []}
+    md = (out / "report.md").read_text()
+    assert "No evaluated game has reference scores, so there is no normalised aggregate" in md
+    assert "No normalised plots" in md and "IQM HNS, paper" not in md
+    if with_baseline:
+        cmp = report["comparison"]
+        assert (cmp["wins"], cmp["losses"], cmp["ties"]) == (1, 1, 0)
+        assert cmp["run_level_iqm_on_shared_games"] == {"hns": None, "dns": None}
+        assert "higher in 1 of 2 shared games" in md and "raw mean returns only" in md
+
+
+def test_games_with_human_but_no_dqn_reference_have_hns_aggregates_only(tmp_path: Path) -> None:
+    out = write_report(tmp_path / "r", EvaluationResults({"Breakout": [3.0, 5.0, 9.0]}), {}, bootstrap_reps=REPS)
+    _assert_pngs(out)
+    agg = load_report(out)["results"]["aggregates"]
+    assert agg["paper"]["hns"]["num_games"] == 1 and agg["paper"]["dns"] is None and agg["run_level"]["dns"] is None
+    md = (out / "report.md").read_text()
+    assert "IQM HNS, paper" in md and "IQM DNS, paper" not in md
+    assert "No evaluated game has a DQN reference score, so there is no DNS aggregate." in md
 
 
 def test_without_baseline_says_so(tmp_path: Path, results: EvaluationResults) -> None:

@@ -9,6 +9,9 @@ Two aggregates are computed, and they answer different questions (spec §8.3):
   game and take the 25 % trimmed mean over all of them, with a 95 % percentile confidence interval from a
   bootstrap stratified by game (each game's episodes are resampled with replacement, separately).
 
+Every function here needs the games' reference scores and raises KeyError for a game without them;
+`has_reference` tells which games can be normalised, so a caller can set the others aside first.
+
 Games may have different numbers of episodes. The run-level IQM then pools unequal counts, so a game
 with more episodes weighs more; with equal counts it is exactly rliable's `aggregate_iqm`.
 """
@@ -21,7 +24,7 @@ from typing import Callable, Literal, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from jowa.games import reference_scores
+from jowa.games import REFERENCE_SCORES, check_game, reference_scores
 
 Reference = Literal["human", "dqn"]
 Statistic = Literal["iqm", "median", "mean"]
@@ -46,14 +49,28 @@ def normalize(score: float | np.ndarray, low: float, high: float) -> np.ndarray:
     return (np.asarray(score, dtype=np.float64) - lo) / (hi - lo)
 
 
+def _check_reference(reference: str) -> None:
+    if reference not in REFERENCES:
+        raise ValueError(f"Unknown reference {reference!r}; expected one of {REFERENCES}")
+
+
+def has_reference(game: str, reference: Reference) -> bool:
+    """Whether `game` can be normalised against `reference` (its random and reference scores are known)."""
+    _check_reference(reference)
+    refs = REFERENCE_SCORES.get(check_game(game))
+    return refs is not None and (reference == "human" or refs.dqn is not None)
+
+
 def reference_value(game: str, reference: Reference) -> float:
     """The raw score that normalises to 1 for `reference` ("human" or "dqn")."""
+    _check_reference(reference)
     refs = reference_scores(game)
     if reference == "human":
         return refs.human
-    if reference == "dqn":
-        return refs.dqn
-    raise ValueError(f"Unknown reference {reference!r}; expected one of {REFERENCES}")
+    if refs.dqn is None:
+        raise KeyError(f"No DQN reference score for {game!r}: the official JOWA base_scores give DQN scores "
+                       "only for the 20 JOWA games (spec §8.5), so its DNS is undefined")
+    return refs.dqn
 
 
 def normalized_scores(game: str, scores: float | Sequence[float] | np.ndarray, reference: Reference) -> np.ndarray:

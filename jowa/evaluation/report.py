@@ -1,5 +1,11 @@
 """Evaluation report: report.json (every raw return, per-game and aggregate metrics), report.md, PNG plots.
 
+Any game of the catalogue may be evaluated. A game without random/human reference scores
+(`jowa.games.REFERENCE_SCORES`) is reported by its raw returns only: its HNS and DNS are null ("n/a") and it
+is left out of the normalised aggregates, and report.md names it. A game with random/human but no official
+DQN score is left out of the DNS aggregates only. The per-game comparison with a baseline (raw means,
+wins/losses) covers every shared game.
+
 `write_report(out_dir, results, settings, baseline=None)` builds the whole directory in a temporary
 sibling and renames it into place, so a reader never sees half a report. An existing `out_dir` is
 replaced only if it is empty or holds a previous report (a `report.json`); anything else is refused.
@@ -26,22 +32,29 @@ from jowa.evaluation.metrics import (
     REFERENCES,
     RLIABLE_REPS,
     STATISTICS,
+    Reference,
+    has_reference,
     normalized_scores,
     paper_aggregate,
     run_level_aggregates,
     stratified_bootstrap_ci,
 )
-from jowa.games import reference_scores
+from jowa.games import REFERENCE_SCORES, check_game
 
 REPORT_FORMAT = "jowa-evaluation-report/1"
-PNG_FILES = ("normalized_scores.png", "aggregates.png")
+PNG_FILES = ("raw_returns.png", "normalized_scores.png", "aggregates.png")
 _VERSIONED_PACKAGES = ("jowa", "numpy", "scipy", "torch", "ale-py", "gymnasium", "matplotlib")
 _REFERENCE_LABEL = {"human": "HNS", "dqn": "DNS"}
+_NO_REFERENCES = "no published random/human reference scores"
+_NO_DQN = "no official DQN reference score; JOWA's base_scores give one only for its 20 games"
 
 
 @dataclass(frozen=True)
 class EvaluationResults:
-    """Raw undiscounted episode returns per game, plus optional per-game settings (e.g. context, K, H)."""
+    """Raw undiscounted episode returns per game, plus optional per-game settings (e.g. context, K, H).
+
+    Any catalogue game is accepted, with or without reference scores; an unknown name is refused.
+    """
 
     returns: Mapping[str, Sequence[float]]
     metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -52,7 +65,7 @@ class EvaluationResults:
             raise ValueError(f"{self.name}: no games in the results")
         frozen: dict[str, tuple[float, ...]] = {}
         for game, values in self.returns.items():
-            reference_scores(game)  # raises on an unknown game or one without reference scores
+            check_game(game)  # raises on a misspelt or unknown game
             episode_returns = tuple(float(v) for v in np.asarray(values, dtype=np.float64).ravel())
             if not episode_returns:
                 raise ValueError(f"{self.name}: {game} has no episode returns")
@@ -76,45 +89,75 @@ class EvaluationResults:
 # ---------------------------------------------------------------- numbers
 
 
+def _key(reference: Reference) -> str:
+    return _REFERENCE_LABEL[reference].lower()
+
+
+def _normalised_mean(game: str, mean: float, reference: Reference) -> float | None:
+    # None (JSON null, "n/a" in report.md) rather than a number made up for a game without the reference.
+    return float(normalized_scores(game, mean, reference)) if has_reference(game, reference) else None
+
+
+def exclusion_reason(game: str, reference: Reference) -> str | None:
+    """Why `game` is left out of the `reference`-normalised aggregates; None if it is included."""
+    if has_reference(game, reference):
+        return None
+    return _NO_REFERENCES if game not in REFERENCE_SCORES else _NO_DQN
+
+
+def _game_summary(game: str, values: Sequence[float], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    arr = np.asarray(values)
+    refs = REFERENCE_SCORES.get(game)
+    return {
+        "returns": list(values),
+        "num_episodes": len(values),
+        "mean": float(arr.mean()),
+        "std": float(arr.std()),  # population std (ddof=0) over the episodes
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "hns": _normalised_mean(game, float(arr.mean()), "human"),
+        "dns": _normalised_mean(game, float(arr.mean()), "dqn"),
+        "reference": {"random": refs.random if refs else None, "human": refs.human if refs else None,
+                      "dqn": refs.dqn if refs else None},
+        "metadata": dict(metadata),
+    }
+
+
+def _aggregates(results: EvaluationResults, reps: int, seed: int, confidence: float) -> dict[str, Any]:
+    """Paper and run-level aggregates per reference, over the games that have that reference only.
+
+    A reference no game has gets null aggregates instead of a number over zero games.
+    """
+    out: dict[str, Any] = {"paper": {}, "run_level": {}, "games": {}, "excluded": {}}
+    means = results.means()
+    for reference in REFERENCES:
+        key = _key(reference)
+        games = [g for g in results.games if has_reference(g, reference)]
+        out["games"][key] = games
+        out["excluded"][key] = {g: exclusion_reason(g, reference) for g in results.games if g not in games}
+        if not games:
+            out["paper"][key] = out["run_level"][key] = None
+            continue
+        out["paper"][key] = asdict(paper_aggregate({g: means[g] for g in games}, reference))
+        estimates = run_level_aggregates({g: results.returns[g] for g in games}, reference, reps, confidence, seed)
+        out["run_level"][key] = {stat: asdict(estimate) for stat, estimate in estimates.items()}
+    return out
+
+
 def summarize(results: EvaluationResults, reps: int, seed: int, confidence: float) -> dict[str, Any]:
     """JSON-ready per-game numbers and both kinds of aggregate for one set of results."""
-    games: dict[str, Any] = {}
-    for game, values in results.returns.items():
-        refs = reference_scores(game)
-        arr = np.asarray(values)
-        games[game] = {
-            "returns": list(values),
-            "num_episodes": len(values),
-            "mean": float(arr.mean()),
-            "std": float(arr.std()),  # population std (ddof=0) over the episodes
-            "min": float(arr.min()),
-            "max": float(arr.max()),
-            "hns": float(normalized_scores(game, arr.mean(), "human")),
-            "dns": float(normalized_scores(game, arr.mean(), "dqn")),
-            "reference": {"random": refs.random, "human": refs.human, "dqn": refs.dqn},
-            "metadata": results.metadata.get(game, {}),
-        }
-    means = results.means()
     return {
         "name": results.name,
-        "games": games,
-        "aggregates": {
-            "paper": {_REFERENCE_LABEL[r].lower(): asdict(paper_aggregate(means, r)) for r in REFERENCES},
-            "run_level": {
-                _REFERENCE_LABEL[r].lower(): {
-                    stat: asdict(estimate)
-                    for stat, estimate in run_level_aggregates(results.returns, r, reps, confidence, seed).items()
-                }
-                for r in REFERENCES
-            },
-        },
+        "games": {g: _game_summary(g, v, results.metadata.get(g, {})) for g, v in results.returns.items()},
+        "aggregates": _aggregates(results, reps, seed, confidence),
     }
 
 
 def compare(agent: dict[str, Any], baseline: dict[str, Any], reps: int, seed: int, confidence: float) -> dict[str, Any]:
     """Per-game wins/losses of mean return, and run-level IQMs with CIs over the games both sides have.
 
-    The IQMs are recomputed on the shared games so that the two intervals are like for like.
+    Wins/losses cover every shared game, with or without reference scores. The IQMs are recomputed on
+    the shared games that have the reference (null if none), so that the two intervals are like for like.
     """
     shared = sorted(set(agent["games"]) & set(baseline["games"]))
     if not shared:
@@ -122,14 +165,17 @@ def compare(agent: dict[str, Any], baseline: dict[str, Any], reps: int, seed: in
     diffs = {g: agent["games"][g]["mean"] - baseline["games"][g]["mean"] for g in shared}
     iqm: dict[str, Any] = {}
     for reference in REFERENCES:
-        key = _REFERENCE_LABEL[reference].lower()
+        games = [g for g in shared if has_reference(g, reference)]
+        if not games:
+            iqm[_key(reference)] = None
+            continue
         a, b = (
-            stratified_bootstrap_ci([normalized_scores(g, side["games"][g]["returns"], reference) for g in shared],
+            stratified_bootstrap_ci([normalized_scores(g, side["games"][g]["returns"], reference) for g in games],
                                     "iqm", reps, confidence, seed)
             for side in (agent, baseline)
         )
         verdict = "higher" if a.low > b.high else "lower" if a.high < b.low else "overlapping"
-        iqm[key] = {"results": asdict(a), "baseline": asdict(b), "verdict": verdict}
+        iqm[_key(reference)] = {"games": games, "results": asdict(a), "baseline": asdict(b), "verdict": verdict}
     return {
         "games": shared,
         "only_in_results": sorted(set(agent["games"]) - set(baseline["games"])),
@@ -157,12 +203,16 @@ def protocol(reps: int, seed: int, confidence: float) -> dict[str, Any]:
     return {
         "score": "raw undiscounted episode return (unclipped game rewards), as provided by the evaluator",
         "per_game": "mean over the game's episodes; HNS = (mean - random) / (human - random), "
-                    "DNS = (mean - random) / (DQN - random), references of spec §8.5 (min/max ordered "
-                    "as the official normalize)",
+                    "DNS = (mean - random) / (DQN - random) (min/max ordered as the official normalize); "
+                    "references of spec §8.5 for the 20 JOWA games, and random/human only from DeepMind's "
+                    "Atari-57 table (dqn_zoo) for other games",
         "paper_aggregate": "over games: scipy.stats.trim_mean(per-game normalised means, 0.25), median, "
                            "mean, and #games whose raw mean is above the reference (official results.py)",
         "run_level_aggregate": "rliable: IQM = trim_mean(all normalised episode returns pooled, 0.25); "
                                "median and mean are of per-game mean normalised scores",
+        "games_without_references": "reported by raw returns only (HNS/DNS null); left out of the HNS and DNS "
+                                    "aggregates, and games without an official DQN score out of the DNS ones; "
+                                    "compared with a baseline by raw mean return",
         "bootstrap": {"method": "stratified bootstrap (each game's episodes resampled with replacement) "
                                 "with percentile intervals",
                       "reps": reps, "seed": seed, "confidence": confidence},
@@ -172,8 +222,14 @@ def protocol(reps: int, seed: int, confidence: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- markdown
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
     return f"{x:,.1f}" if abs(x) >= 100 else f"{x:.3g}" if x != 0 else "0"
+
+
+def _fmt_score(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _ci(estimate: Mapping[str, float]) -> str:
@@ -191,44 +247,92 @@ def _game_table(summary: Mapping[str, Any]) -> list[str]:
         ref = g["reference"]
         lines.append(
             f"| {game} | {g['num_episodes']} | {_fmt(g['mean'])} ± {_fmt(g['std'])} | {_fmt(g['min'])} | "
-            f"{_fmt(g['max'])} | {g['hns']:.3f} | {g['dns']:.3f} | {_fmt(ref['random'])} | {_fmt(ref['human'])} | "
-            f"{_fmt(ref['dqn'])} | {_settings_cell(g['metadata'])} |"
+            f"{_fmt(g['max'])} | {_fmt_score(g['hns'])} | {_fmt_score(g['dns'])} | {_fmt(ref['random'])} | "
+            f"{_fmt(ref['human'])} | {_fmt(ref['dqn'])} | {_settings_cell(g['metadata'])} |"
         )
     return lines
 
 
+def _aggregate_rows(key: str, label: str, pct: str) -> list[tuple[str, Any]]:
+    """(row label, cell function of one side's aggregates) for one reference; cells only see non-null ones."""
+    return [
+        (f"IQM {label}, paper (trim_mean of per-game means)", lambda a: f"{a['paper'][key]['iqm']:.4f}"),
+        (f"Median {label}, paper", lambda a: f"{a['paper'][key]['median']:.4f}"),
+        (f"Mean {label}, paper", lambda a: f"{a['paper'][key]['mean']:.4f}"),
+        (f"# games > {'human' if key == 'hns' else 'DQN'}",
+         lambda a: f"{a['paper'][key]['num_above_reference']} / {a['paper'][key]['num_games']}"),
+        (f"IQM {label}, run-level [{pct} CI]", lambda a: _ci(a["run_level"][key]["iqm"])),
+        (f"Median {label}, run-level [{pct} CI]", lambda a: _ci(a["run_level"][key]["median"])),
+        (f"Mean {label}, run-level [{pct} CI]", lambda a: _ci(a["run_level"][key]["mean"])),
+    ]
+
+
 def _aggregate_table(summaries: Sequence[Mapping[str, Any]], confidence: float) -> list[str]:
+    """One column per side, rows for each reference some side has games for; "n/a" where a side has none."""
     pct = f"{100 * confidence:g} %"
-    header = "| Aggregate | " + " | ".join(s["name"] for s in summaries) + " |"
-    lines = [header, "|---|" + "---:|" * len(summaries)]
-    for key, label in (("hns", "HNS"), ("dns", "DNS")):
-        rows = [
-            (f"IQM {label}, paper (trim_mean of per-game means)", lambda s: f"{s['paper'][key]['iqm']:.4f}"),
-            (f"Median {label}, paper", lambda s: f"{s['paper'][key]['median']:.4f}"),
-            (f"Mean {label}, paper", lambda s: f"{s['paper'][key]['mean']:.4f}"),
-            (f"# games > {'human' if key == 'hns' else 'DQN'}",
-             lambda s: f"{s['paper'][key]['num_above_reference']} / {s['paper'][key]['num_games']}"),
-            (f"IQM {label}, run-level [{pct} CI]", lambda s: _ci(s["run_level"][key]["iqm"])),
-            (f"Median {label}, run-level [{pct} CI]", lambda s: _ci(s["run_level"][key]["median"])),
-            (f"Mean {label}, run-level [{pct} CI]", lambda s: _ci(s["run_level"][key]["mean"])),
-        ]
-        for label_text, cell in rows:
-            lines.append(f"| {label_text} | " + " | ".join(cell(s["aggregates"]) for s in summaries) + " |")
+    lines = ["| Aggregate | " + " | ".join(s["name"] for s in summaries) + " |", "|---|" + "---:|" * len(summaries)]
+    for reference in REFERENCES:
+        key = _key(reference)
+        if not any(s["aggregates"]["games"][key] for s in summaries):
+            continue
+        label = _REFERENCE_LABEL[reference]
+        counts = [str(len(s["aggregates"]["games"][key])) for s in summaries]
+        lines.append(f"| Games in the {label} aggregates | " + " | ".join(counts) + " |")
+        for row_label, cell in _aggregate_rows(key, label, pct):
+            cells = ["n/a" if s["aggregates"]["paper"][key] is None else cell(s["aggregates"]) for s in summaries]
+            lines.append(f"| {row_label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _exclusion_lines(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Bullets naming the games left out of the aggregates, over all sides of the report, and why."""
+    # A game with a DQN score also has random/human ones, so the DNS exclusions hold the HNS ones.
+    left_out = sorted({g for s in summaries for g in s["aggregates"]["excluded"]["dns"]})
+    no_references = [g for g in left_out if g not in REFERENCE_SCORES]
+    no_dqn = [g for g in left_out if g in REFERENCE_SCORES]
+    lines = []
+    if no_references:
+        lines.append(f"- {', '.join(no_references)}: left out of the HNS and DNS aggregates ({_NO_REFERENCES}).")
+    if no_dqn:
+        lines.append(f"- {', '.join(no_dqn)}: left out of the DNS aggregates only ({_NO_DQN}).")
+    return lines
+
+
+def _aggregate_section(summaries: Sequence[Mapping[str, Any]], confidence: float) -> list[str]:
+    if not any(s["aggregates"]["games"][_key(r)] for s in summaries for r in REFERENCES):
+        return ["No evaluated game has reference scores, so there is no normalised aggregate (no HNS/DNS IQM, "
+                "median, mean or # games above a reference); the raw returns per game are the result.", ""]
+    lines = [*_aggregate_table(summaries, confidence), ""]
+    for reference in REFERENCES:
+        if not any(s["aggregates"]["games"][_key(reference)] for s in summaries):
+            lines += [f"No evaluated game has a {'DQN' if reference == 'dqn' else 'human'} reference score, so "
+                      f"there is no {_REFERENCE_LABEL[reference]} aggregate.", ""]
+    exclusions = _exclusion_lines(summaries)
+    if exclusions:
+        lines += ["Each aggregate covers only the games with that reference score; their raw returns are in the "
+                  "per-game table (and the comparison with the baseline, if any):", "", *exclusions, ""]
     return lines
 
 
 def _baseline_sentence(baseline_name: str, cmp: Mapping[str, Any]) -> str:
-    iqm = cmp["run_level_iqm_on_shared_games"]["hns"]
-    verdict = {
-        "higher": "and the confidence intervals do not overlap, so the agent is better than this baseline "
-                  "under this bootstrap",
-        "lower": "and the confidence intervals do not overlap, so the agent is worse than this baseline",
-        "overlapping": "and the confidence intervals overlap, so this evaluation does not show a difference "
-                       "from the baseline",
-    }[iqm["verdict"]]
     text = (f"Against the baseline **{baseline_name}**, the agent's mean return is higher in {cmp['wins']} of "
-            f"{len(cmp['games'])} shared games (lower in {cmp['losses']}, equal in {cmp['ties']}); over those games "
-            f"its run-level IQM HNS is {_ci(iqm['results'])} versus {_ci(iqm['baseline'])}, {verdict}.")
+            f"{len(cmp['games'])} shared games (lower in {cmp['losses']}, equal in {cmp['ties']}).")
+    iqm = cmp["run_level_iqm_on_shared_games"]["hns"]
+    if iqm is None:
+        text += (" None of the shared games has human reference scores, so this is a comparison of raw mean "
+                 "returns only, with no normalised IQM.")
+    else:
+        verdict = {
+            "higher": "and the confidence intervals do not overlap, so the agent is better than this baseline "
+                      "under this bootstrap",
+            "lower": "and the confidence intervals do not overlap, so the agent is worse than this baseline",
+            "overlapping": "and the confidence intervals overlap, so this evaluation does not show a difference "
+                           "from the baseline",
+        }[iqm["verdict"]]
+        over = ("those games" if len(iqm["games"]) == len(cmp["games"])
+                else f"the {len(iqm['games'])} shared games with human reference scores ({', '.join(iqm['games'])})")
+        text += (f" Over {over}, its run-level IQM HNS is {_ci(iqm['results'])} versus {_ci(iqm['baseline'])}, "
+                 f"{verdict}.")
     if cmp["only_in_results"] or cmp["only_in_baseline"]:
         text += (f" Left out of this comparison: {', '.join(cmp['only_in_results']) or 'none'} (no baseline), "
                  f"{', '.join(cmp['only_in_baseline']) or 'none'} (baseline only); the aggregate table covers "
@@ -237,22 +341,31 @@ def _baseline_sentence(baseline_name: str, cmp: Mapping[str, Any]) -> str:
 
 
 def _comparison_table(agent: Mapping[str, Any], baseline: Mapping[str, Any], cmp: Mapping[str, Any]) -> list[str]:
-    lines = [f"| Game | {agent['name']} mean | {baseline['name']} mean | difference |", "|---|---:|---:|---:|"]
+    lines = [f"| Game | {agent['name']} mean ± std | {baseline['name']} mean ± std | difference | agent is |",
+             "|---|---:|---:|---:|---|"]
     for game in cmp["games"]:
-        lines.append(f"| {game} | {_fmt(agent['games'][game]['mean'])} | {_fmt(baseline['games'][game]['mean'])} "
-                     f"| {_fmt(cmp['mean_difference'][game])} |")
+        a, b, d = agent["games"][game], baseline["games"][game], cmp["mean_difference"][game]
+        outcome = "higher" if d > 0 else "lower" if d < 0 else "equal"
+        lines.append(f"| {game} | {_fmt(a['mean'])} ± {_fmt(a['std'])} | {_fmt(b['mean'])} ± {_fmt(b['std'])} "
+                     f"| {_fmt(d)} | {outcome} |")
     return lines
+
+
+def _has_any_reference(summaries: Sequence[Mapping[str, Any]]) -> bool:
+    return any(s["aggregates"]["games"]["hns"] for s in summaries)
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     agent, baseline, cmp = report["results"], report["baseline"], report["comparison"]
+    summaries = [agent] + ([baseline] if baseline else [])
     proto = report["protocol"]
     boot = proto["bootstrap"]
     counts = sorted({g["num_episodes"] for g in agent["games"].values()})
     episodes = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
     lines = [
         f"# Evaluation report: {agent['name']}", "",
-        f"Created {report['created_utc']} · {len(agent['games'])} games · {episodes} episodes per game.", "",
+        f"Created {report['created_utc']} · {len(agent['games'])} games "
+        f"({len(agent['aggregates']['games']['hns'])} with reference scores) · {episodes} episodes per game.", "",
         "## Protocol", "",
         f"- **Score:** {proto['score']}.",
         f"- **Per game:** {proto['per_game']}.",
@@ -260,23 +373,31 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "(an IQM over games, not over runs).",
         f"- **Run-level aggregate:** {proto['run_level_aggregate']}; {100 * boot['confidence']:g} % CIs from a "
         f"{boot['method']} ({boot['reps']:,} replications, seed {boot['seed']}).",
+        f"- **Games without reference scores:** {proto['games_without_references']}.",
         "- **Caveat:** with greedy decisions and no sticky actions, episodes are nearly deterministic and often "
         "repeat the same return (spec §8.2). The bootstrap treats them as independent, so its intervals "
         "describe episode-to-episode spread, not seed-to-seed uncertainty, and are likely too narrow.",
         "", "### Settings", "", "```json", json.dumps(report["settings"], indent=2, sort_keys=True), "```", "",
         "## Per-game scores", "", *_game_table(agent), "",
-        "HNS/DNS are of the per-game mean; std is the population std over episodes.", "",
-        "## Aggregates", "", *_aggregate_table([agent] + ([baseline] if baseline else []), boot["confidence"]), "",
+        "HNS/DNS are of the per-game mean; std is the population std over episodes; n/a: the game has no such "
+        "reference score.", "",
+        "## Aggregates", "", *_aggregate_section(summaries, boot["confidence"]),
         "## Comparison with the baseline", "",
     ]
     if baseline is not None:
         lines += [_baseline_sentence(baseline["name"], cmp), "", *_comparison_table(agent, baseline, cmp), ""]
     else:
         lines += ["No baseline returns were evaluated alongside this run; the only comparison with random "
-                  "play is through the published random scores (HNS = DNS = 0).", ""]
-    lines += ["## Plots", "", "![normalised scores per game](normalized_scores.png)", "",
-              "![aggregates with confidence intervals](aggregates.png)", "",
-              "## Versions", "", *[f"- {k}: {v or 'not installed'}" for k, v in report["versions"].items()], ""]
+                  "play is through the published random scores (HNS = DNS = 0)"
+                  + (", which some games here lack." if agent["aggregates"]["excluded"]["hns"] else "."), ""]
+    lines += ["## Plots", "", "![raw returns per game](raw_returns.png)", ""]
+    if _has_any_reference(summaries):
+        lines += ["![normalised scores per game](normalized_scores.png)", "",
+                  "![aggregates with confidence intervals](aggregates.png)", ""]
+    else:
+        lines += ["No normalised plots: no game has reference scores (normalized_scores.png and aggregates.png "
+                  "only say so).", ""]
+    lines += ["## Versions", "", *[f"- {k}: {v or 'not installed'}" for k, v in report["versions"].items()], ""]
     return "\n".join(lines)
 
 
@@ -292,18 +413,56 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def plot_normalized_scores(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Bars of per-game mean HNS and DNS, a dot per episode; symlog axis because Atlantis reaches ~100."""
+def _note(ax: Any, text: str) -> None:
+    """Say in the panel why it is empty, instead of drawing a misleading axis."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def plot_raw_returns(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """One panel per game (raw scales differ by orders of magnitude): bar per side = mean, dots = episodes."""
     games = sorted(set().union(*(s["games"] for s in summaries)))
-    fig = _new_figure(max(6.0, 0.6 * len(games) + 2), 7.0)
+    cols = min(5, len(games))
+    rows = math.ceil(len(games) / cols)
+    fig = _new_figure(max(6.0, 2.6 * cols + 0.5), 2.4 * rows + 0.8)
+    for n, game in enumerate(games):
+        ax = fig.add_subplot(rows, cols, n + 1)
+        for i, summary in enumerate(summaries):
+            g = summary["games"].get(game)
+            if g is None:
+                continue
+            ax.bar([i], [g["mean"]], width=0.6, color=f"C{i}", alpha=0.8)
+            ax.plot(np.full(len(g["returns"]), i), g["returns"], "k.", markersize=3)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_xticks(range(len(summaries)))
+        ax.set_xticklabels([s["name"] for s in summaries], fontsize=7)
+        ax.set_xlim(-0.6, len(summaries) - 0.4)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(game, fontsize=9)
+    fig.suptitle("Raw return per game (bar: mean, dots: episodes)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def plot_normalized_scores(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Bars of per-game mean HNS and DNS, a dot per episode; symlog axis because Atlantis reaches ~100.
+
+    Each row shows only the games with that reference score; a row with none says so.
+    """
+    all_games = sorted(set().union(*(s["games"] for s in summaries)))
+    fig = _new_figure(max(8.0, 0.6 * len(all_games) + 2), 7.0)
     width = 0.8 / len(summaries)
     for row, reference in enumerate(REFERENCES):
         ax = fig.add_subplot(2, 1, row + 1)
+        games = [g for g in all_games if has_reference(g, reference)]
+        if not games:
+            _note(ax, f"No evaluated game has a {'DQN' if reference == 'dqn' else 'human'} reference score: "
+                      f"no {_REFERENCE_LABEL[reference]} to plot")
+            continue
         for i, summary in enumerate(summaries):
             x = np.arange(len(games)) - 0.4 + width * (i + 0.5)
             present = [g in summary["games"] for g in games]
-            means = [summary["games"][g][_REFERENCE_LABEL[reference].lower()] if p else np.nan
-                     for g, p in zip(games, present)]
+            means = [summary["games"][g][_key(reference)] if p else np.nan for g, p in zip(games, present)]
             ax.bar(x, means, width=width, label=summary["name"], alpha=0.8)
             for xi, g, p in zip(x, games, present):
                 if p:
@@ -316,19 +475,28 @@ def plot_normalized_scores(summaries: Sequence[Mapping[str, Any]], path: Path) -
         ax.set_xticks(np.arange(len(games)))
         ax.set_xticklabels(games, rotation=45, ha="right", fontsize=8)
         ax.legend(fontsize=8)
-    fig.suptitle("Normalised score per game (bar: mean, dots: episodes; dashed: reference = 1)")
+    fig.suptitle("Normalised score per game (bar: mean, dots: episodes; dashed: reference = 1)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format="png")
 
 
 def plot_aggregates(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Run-level IQM / median / mean with CI error bars; crosses mark the paper-style (per-game) value."""
+    """Run-level IQM / median / mean with CI error bars; crosses mark the paper-style (per-game) value.
+
+    A side without games for a reference is left out of that panel; a panel with no side says so.
+    """
     fig = _new_figure(10.0, 6.0)
     for row, reference in enumerate(REFERENCES):
-        key = _REFERENCE_LABEL[reference].lower()
+        key = _key(reference)
+        drawn = [(i, s) for i, s in enumerate(summaries) if s["aggregates"]["run_level"][key] is not None]
         for col, stat in enumerate(STATISTICS):
             ax = fig.add_subplot(2, len(STATISTICS), row * len(STATISTICS) + col + 1)
-            for i, summary in enumerate(summaries):
+            title = f"{stat.upper() if stat == 'iqm' else stat} {_REFERENCE_LABEL[reference]}"
+            if not drawn:
+                ax.set_title(title, fontsize=9)
+                _note(ax, "no game with this reference")
+                continue
+            for i, summary in drawn:
                 est = summary["aggregates"]["run_level"][key][stat]
                 err = [[est["point"] - est["low"]], [est["high"] - est["point"]]]
                 ax.errorbar([i], [est["point"]], yerr=err, fmt="o", capsize=4, label=summary["name"])
@@ -336,7 +504,7 @@ def plot_aggregates(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
             ax.set_xticks(range(len(summaries)))
             ax.set_xticklabels([s["name"] for s in summaries], fontsize=8)
             ax.set_xlim(-0.5, len(summaries) - 0.5)
-            ax.set_title(f"{stat.upper() if stat == 'iqm' else stat} {_REFERENCE_LABEL[reference]}", fontsize=9)
+            ax.set_title(title, fontsize=9)
     fig.suptitle("Run-level aggregates with bootstrap CIs (x: paper-style aggregate over per-game means)")
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -413,8 +581,9 @@ def write_report(
     try:
         (tmp_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         (tmp_dir / "report.md").write_text(render_markdown(report))
-        plot_normalized_scores(summaries, tmp_dir / PNG_FILES[0])
-        plot_aggregates(summaries, tmp_dir / PNG_FILES[1])
+        plot_raw_returns(summaries, tmp_dir / PNG_FILES[0])
+        plot_normalized_scores(summaries, tmp_dir / PNG_FILES[1])
+        plot_aggregates(summaries, tmp_dir / PNG_FILES[2])
         _publish(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
