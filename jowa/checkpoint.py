@@ -89,3 +89,21 @@ class PretrainedMixin:
             raise CheckpointError(f"{weights}: unreadable ({error})") from error
         model.load_state_dict(state, strict=True)  # type: ignore[attr-defined]
         return model.to(map_location)  # type: ignore[attr-defined,return-value]
+
+
+def find_model_dir(run: str | Path, kind: str) -> Path:
+    """The newest `kind` checkpoint directory (`world_model` or `tokenizer`) inside a run directory.
+
+    Accepts the directory itself, `RUN/{kind}/`, or any nested checkpoint (e.g. `RUN/.../step_N/{kind}`).
+    """
+    run = Path(run)
+    if not run.is_dir():
+        raise CheckpointError(f"Run directory not found: {run}")
+    if (run / CONFIG_NAME).is_file() and json.loads((run / CONFIG_NAME).read_text()).get("kind") == kind:
+        return run
+    if (run / kind / CONFIG_NAME).is_file():
+        return run / kind
+    found = [p.parent for p in run.rglob(f"{kind}/{CONFIG_NAME}") if not any(part.startswith(".") for part in p.parts)]
+    if not found:
+        raise CheckpointError(f"{run}: no {kind} checkpoint (expected {run / kind / CONFIG_NAME})")
+    return max(found, key=lambda p: (p / WEIGHTS_NAME).stat().st_mtime if (p / WEIGHTS_NAME).exists() else 0.0)

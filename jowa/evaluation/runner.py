@@ -1,0 +1,149 @@
+"""Evaluate a trained run: resolve and check the settings, play every game, write the report."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from jowa.checkpoint import find_model_dir
+from jowa.evaluation.protocols import Protocol, get_protocol
+from jowa.evaluation.report import EvaluationResults, write_report, write_video
+from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, play
+from jowa.games import check_game, minimal_to_full, task_id
+
+log = logging.getLogger(__name__)
+MAX_BLOCKS = 8
+
+
+@dataclass
+class GameSetting:
+    context: int  # blocks of real history the agent keeps (the official buffer_size)
+    beam_width: int  # K (nodes kept per depth)
+
+
+@dataclass
+class EvaluationSettings:
+    games: list[str]
+    episodes: int
+    protocol: Protocol
+    horizon: int  # 0 = greedy
+    per_game: dict[str, GameSetting]
+    num_envs: int
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["planner"] = "greedy" if self.horizon == 0 else "beam search"
+        return out
+
+
+def resolve_settings(
+    games: list[str], episodes: int, protocol: str, beam_width: int, horizon: int, context: int,
+    num_envs: int, greedy: bool = False, settings_file: str | Path | None = None, seed: int = 0,
+    max_episode_steps: int | None = None,
+) -> EvaluationSettings:
+    """Command-line values, overridden per game by a settings file (spec §8.4 tables); fails early on bad input."""
+    games = [check_game(g) for g in games]
+    if not games:
+        raise ValueError("no games to evaluate")
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"episodes and envs must be >= 1, got {episodes} and {num_envs}")
+    table: dict[str, Any] = {}
+    if settings_file is not None:
+        path = Path(settings_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"settings file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        horizon = int(data.get("horizon", horizon))
+        table = {check_game(g): v for g, v in (data.get("games") or {}).items()}
+    if greedy:
+        horizon = 0
+    if not 0 <= horizon < MAX_BLOCKS:
+        raise ValueError(f"horizon H must be in [0, {MAX_BLOCKS - 1}], got {horizon}")
+    per_game = {}
+    for game in games:
+        entry = table.get(game, {})
+        setting = GameSetting(int(entry.get("context", context)), 1 if greedy else int(entry.get("beam_width", beam_width)))
+        if setting.context < 1 or setting.context + horizon > MAX_BLOCKS:
+            raise ValueError(f"{game}: context {setting.context} + horizon {horizon} must be in [1, {MAX_BLOCKS}] blocks")
+        if setting.beam_width < 1:
+            raise ValueError(f"{game}: beam width must be >= 1, got {setting.beam_width}")
+        valid = len(minimal_to_full(game))
+        if setting.beam_width > valid and not greedy:
+            log.warning("%s has %d valid actions: beam width %d expands only %d actions per node (as official)",
+                        game, valid, setting.beam_width, valid)
+        per_game[game] = setting
+    chosen = get_protocol(protocol)
+    if max_episode_steps is not None:  # a shorter cap than the protocol's, e.g. for a quick look
+        if max_episode_steps < 1:
+            raise ValueError(f"max episode steps must be >= 1, got {max_episode_steps}")
+        chosen = replace(chosen, name=f"{chosen.name} (capped at {max_episode_steps} steps)",
+                         max_episode_steps=max_episode_steps,
+                         description=f"{chosen.description}; here capped at {max_episode_steps} agent steps")
+    return EvaluationSettings(games, episodes, chosen, horizon, per_game, num_envs, seed)
+
+
+def load_run(run: str | Path, device: torch.device):
+    """The newest tokenizer and world model of a run directory, in eval mode on `device`."""
+    from jowa.model.world_model import WorldActionModel
+    from jowa.tokenizer import Tokenizer
+
+    model = WorldActionModel.from_pretrained(find_model_dir(run, "world_model"), map_location=device).eval()
+    tokenizer = Tokenizer.from_pretrained(find_model_dir(run, "tokenizer"), map_location=device).eval()
+    if tokenizer.config.vocab_size != model.config.obs_vocab_size:
+        raise ValueError(f"{run}: tokenizer vocabulary {tokenizer.config.vocab_size} != model's {model.config.obs_vocab_size}")
+    return model, tokenizer
+
+
+def agent_actor_factory(model, tokenizer, settings: EvaluationSettings):
+    from jowa.planning import PlannerOptions
+    from jowa.planning.agent import Agent
+
+    def make(slot_games: list[str]) -> AgentActor:
+        tasks = torch.tensor([task_id(g) for g in slot_games])
+        buffers = torch.tensor([settings.per_game[g].context for g in slot_games])
+        widths = torch.tensor([settings.per_game[g].beam_width for g in slot_games])
+        options = PlannerOptions(beam_width=1, horizon=settings.horizon)
+        generator = torch.Generator().manual_seed(settings.seed)
+        return AgentActor(Agent(model, tokenizer, tasks, options, buffers, widths, settings.protocol.epsilon, generator))
+
+    return make
+
+
+def to_results(rollouts: RolloutResult, name: str, settings: EvaluationSettings | None) -> EvaluationResults:
+    metadata = {}
+    for game, lengths in rollouts.lengths.items():
+        meta: dict[str, Any] = {"mean_episode_steps": sum(lengths) / len(lengths)}
+        if settings is not None:
+            meta.update(context=settings.per_game[game].context, K=settings.per_game[game].beam_width, H=settings.horizon)
+        metadata[game] = meta
+    return EvaluationResults(rollouts.returns, metadata, name=name)
+
+
+def evaluate_run(
+    run: str | Path, settings: EvaluationSettings, out_dir: str | Path, device: str = "cpu",
+    random_baseline: bool = False, video_frames: int = 0, progress: bool = True,
+) -> Path:
+    """Play all episodes with the run's agent (and optionally a random policy), write the report."""
+    device_t = torch.device(device)
+    model, tokenizer = load_run(run, device_t)
+    with torch.autocast(device_t.type, dtype=torch.bfloat16, enabled=device_t.type == "cuda"):
+        agent = play(settings.games, settings.episodes, settings.protocol, settings.num_envs,
+                     agent_actor_factory(model, tokenizer, settings), settings.seed, video_frames, progress, "agent")
+    baseline = None
+    if random_baseline:
+        random = play(settings.games, settings.episodes, settings.protocol, settings.num_envs,
+                      lambda slot_games: RandomActor(slot_games, settings.seed), settings.seed, 0, progress, "random")
+        baseline = to_results(random, "random", None)
+    planner = "greedy" if settings.horizon == 0 else f"beam search H={settings.horizon}"
+    report_settings = {**settings.to_json(), "run": str(run), "device": device, "planner": planner}
+    out = write_report(out_dir, to_results(agent, "jowa", settings), report_settings, baseline)
+    (out / "videos").mkdir(exist_ok=True)
+    for game, frames in agent.videos.items():
+        write_video(frames, out / "videos" / f"{game}.gif", fps=15, scale=2)
+    return out

@@ -1,0 +1,50 @@
+"""Evaluate a trained JOWA run with planning (beam search) or greedily, and write a report.
+
+    python plan.py --run runs/tiny --games Pong,Breakout --episodes 16 -K 2 -H 2 --context 6 --protocol jowa --envs 16
+    python plan.py --run runs/official-150M --games Assault,Seaquest --settings configs/eval/jowa_150M.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from jowa.evaluation.protocols import PROTOCOLS
+from jowa.evaluation.runner import evaluate_run, resolve_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="run directory (or a checkpoint inside it)")
+    parser.add_argument("--games", required=True, help="comma-separated game names, e.g. Pong,Breakout")
+    parser.add_argument("--episodes", type=int, default=16, help="episodes per game")
+    parser.add_argument("-K", "--beam-width", type=int, default=2)
+    parser.add_argument("-H", "--horizon", type=int, default=2)
+    parser.add_argument("--context", type=int, default=6, help="blocks of real history in the agent's memory")
+    parser.add_argument("--greedy", action="store_true", help="no planning: argmax of Q")
+    parser.add_argument("--settings", type=Path, help="per-game context/K table, e.g. configs/eval/jowa_150M.yaml")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="jowa")
+    parser.add_argument("--max-steps", type=int, help="cap episodes at this many agent steps (overrides the protocol)")
+    parser.add_argument("--envs", type=int, default=16, help="environments played at once")
+    parser.add_argument("--random-baseline", action="store_true", help="also play a uniform random policy")
+    parser.add_argument("--video", action="store_true", help="write a GIF of each game's first episode")
+    parser.add_argument("--video-frames", type=int, default=600)
+    parser.add_argument("--out", type=Path, help="report directory (default: RUN/eval/<planner>)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    settings = resolve_settings(
+        args.games.split(","), args.episodes, args.protocol, args.beam_width, args.horizon, args.context,
+        args.envs, args.greedy, args.settings, args.seed, args.max_steps,
+    )
+    name = "greedy" if settings.horizon == 0 else f"plan_H{settings.horizon}"
+    out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
+    out = evaluate_run(args.run, settings, out, args.device, args.random_baseline,
+                       args.video_frames if args.video else 0)
+    print(f"report: {out / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""plan.py's library path: settings checks, and a full report from a small random run on real ALE games."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+from jowa.config import TokenizerConfig, WorldModelConfig
+from jowa.evaluation.rollouts import allocate_slots
+from jowa.evaluation.runner import evaluate_run, resolve_settings
+from jowa.model.world_model import WorldActionModel
+from jowa.tokenizer import Tokenizer
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A randomly initialised small run directory: the report path does not depend on training."""
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("run")
+    tokenizer = TokenizerConfig(vocab_size=32, embed_dim=16, z_channels=16, ch=8, num_res_blocks=1, lpips_net="none")
+    Tokenizer(tokenizer).save_pretrained(run / "tokenizer")
+    model = WorldModelConfig(obs_vocab_size=32, num_layers=1, num_heads=2, embed_dim=32, q_mlp_dim=32, num_q=2)
+    WorldActionModel(model).save_pretrained(run / "world_model")
+    return run
+
+
+def test_settings_fail_early_on_bad_input(tmp_path) -> None:
+    with pytest.raises(ValueError, match="Unknown game"):
+        resolve_settings(["Pongg"], 1, "jowa", 2, 2, 6, 4)
+    with pytest.raises(ValueError, match="horizon"):
+        resolve_settings(["Pong"], 1, "jowa", 2, 8, 0, 4)
+    with pytest.raises(ValueError, match="context 7 \\+ horizon 2"):
+        resolve_settings(["Pong"], 1, "jowa", 2, 2, 7, 4)
+    with pytest.raises(ValueError, match="protocol"):
+        resolve_settings(["Pong"], 1, "nope", 2, 2, 6, 4)
+
+
+def test_beam_width_beyond_valid_actions_warns_and_settings_file_overrides(tmp_path, caplog) -> None:
+    table = tmp_path / "s.yaml"
+    table.write_text("horizon: 1\ngames:\n  Breakout: {context: 3, beam_width: 9}\n")
+    with caplog.at_level(logging.WARNING):
+        settings = resolve_settings(["Breakout", "Pong"], 1, "standard", 2, 2, 6, 4, settings_file=table)
+    assert "Breakout has 4 valid actions" in caplog.text
+    assert settings.horizon == 1
+    assert (settings.per_game["Breakout"].context, settings.per_game["Breakout"].beam_width) == (3, 9)
+    assert (settings.per_game["Pong"].context, settings.per_game["Pong"].beam_width) == (6, 2)
+    assert settings.protocol.sticky == 0.25
+
+
+def test_slots_cover_every_game_within_the_env_budget() -> None:
+    assert allocate_slots(["Pong", "Breakout"], 3, 4) == [["Pong", "Breakout", "Pong", "Breakout"]]
+    assert allocate_slots(["A", "B", "C"], 1, 2) == [["A", "B"], ["C"]]
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_full_report_from_a_small_run(small_run, tmp_path, greedy: bool) -> None:
+    settings = resolve_settings(["Pong", "Breakout"], 2, "jowa", 2, 1, 2, 3, greedy=greedy, max_episode_steps=6)
+    out = evaluate_run(small_run, settings, tmp_path / "report", random_baseline=True, video_frames=4, progress=False)
+    report = json.loads((out / "report.json").read_text())
+    for side in ("results", "baseline"):
+        games = report[side]["games"]
+        assert sorted(games) == ["Breakout", "Pong"]
+        assert all(len(games[g]["returns"]) == 2 for g in games)
+    assert report["results"]["games"]["Pong"]["metadata"]["mean_episode_steps"] == 6
+    assert (out / "report.md").read_text().startswith("# Evaluation report")
+    for name in ("raw_returns.png", "normalized_scores.png", "aggregates.png", "videos/Pong.gif", "videos/Breakout.gif"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "videos" / "Pong.gif").read_bytes()[:3] == b"GIF"
+    assert report["settings"]["planner"] == ("greedy" if greedy else "beam search H=1")
