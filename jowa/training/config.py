@@ -1,0 +1,140 @@
+"""Training configuration: both pretraining stages, the engine, checkpoints and logging.
+
+`configs/training/{name}.yaml` holds one `TrainingConfig`; `key=value` overrides go through
+`jowa.config.apply_overrides`. Batch sizes are *global*: per optimizer step, summed over gradient
+accumulation and ranks, so a config means the same thing on 1 CPU and on 64 GPUs:
+
+    global batch = micro batch per rank × grad_accum × world size
+
+The micro batch is derived (and must divide exactly) — see `micro_batch_size`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jowa.config import CONFIG_DIR, CriticLossConfig, load_yaml
+
+SCHEDULES: tuple[str, ...] = ("constant", "constant_with_warmup", "linear", "cosine")
+ENGINES: tuple[str, ...] = ("auto", "torch", "deepspeed")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class TokenizerStageConfig:
+    """Stage 1: the VQ-VAE on frames sampled from the replay episodes (spec §2.8)."""
+
+    steps: int = 250_000
+    batch_size: int = 2048  # frames per optimizer step, global (official `tokenizer.batch_size`)
+    grad_accum: int = 1
+    lr: float = 1e-4  # Adam, no weight decay
+    grad_clip: float = 1.0
+    grid_every: int = 5000  # write a reconstruction grid PNG every this many steps (and at the end)
+    grid_frames: int = 16
+
+
+@dataclass
+class WorldStageConfig:
+    """Stage 2: the world-action model on token segments (spec §6.1).
+
+    Steps [0, critic_start) train the world-model losses only (lr `lr`, Q head frozen); from
+    `critic_start` on, TD + CQL + supervised_weight × world-model losses with a fresh AdamW whose
+    world groups get `critic_phase_lr` (the official continuous run kept 1e-4 by accident, §6.3).
+    """
+
+    steps: int = 1_750_000
+    batch_size: int = 512  # segments per optimizer step, global
+    grad_accum: int = 1
+    segment_length: int = 8
+    critic_start: int = 250_000
+    lr: float = 1e-4  # world groups before critic_start
+    critic_phase_lr: float = 5e-5  # world groups from critic_start on (official `second_stage.learning_rate`)
+    critic_lr: float = 5e-5  # the Q-ensemble group, whenever it trains
+    weight_decay: float = 0.01
+    betas: tuple[float, ...] = (0.9, 0.999)
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    schedule: str = "constant"  # one of SCHEDULES, per phase (transformers' schedulers)
+    warmup_steps: int = 0
+    target_update_every: int = 1000  # hard copy of the Q head into the target head, counting all steps
+    loss: CriticLossConfig = field(default_factory=CriticLossConfig)
+
+
+@dataclass
+class EngineConfig:
+    kind: str = "auto"  # auto: DeepSpeed when launched by `deepspeed`, else plain PyTorch (DDP under torchrun)
+    deepspeed_config: str = "configs/deepspeed/zero1.json"  # relative to the repository root, or absolute
+    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 5000  # optimizer steps; a checkpoint is also written at the end and on SIGTERM
+    keep_last: int = 3
+
+
+@dataclass
+class LoggingConfig:
+    every: int = 100  # optimizer steps between scalar logs
+    tensorboard: bool = True
+    wandb: bool = False  # only when asked; never prompts (mode below)
+    wandb_project: str = "jowa"
+    wandb_mode: str = "offline"  # "online" needs a prior `wandb login` or WANDB_API_KEY
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainingConfig:
+    name: str = "official"
+    seed: int = 0
+    max_bad_steps: int = 10  # consecutive skipped (non-finite) steps before the run stops
+    tokenizer: TokenizerStageConfig = field(default_factory=TokenizerStageConfig)
+    world: WorldStageConfig = field(default_factory=WorldStageConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+def load_training(name_or_path: str) -> TrainingConfig:
+    """`configs/training/{name}.yaml`, or a YAML path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = CONFIG_DIR / "training" / f"{name_or_path}.yaml"
+    config = load_yaml(TrainingConfig, path)
+    validate(config)
+    return config
+
+
+def micro_batch_size(global_batch: int, grad_accum: int, world_size: int) -> int:
+    """Per-rank micro batch; the global batch must split exactly."""
+    parts = grad_accum * world_size
+    if grad_accum < 1 or global_batch % parts:
+        raise ValueError(
+            f"global batch {global_batch} does not split into grad_accum {grad_accum} × world size {world_size}; "
+            f"choose a batch_size divisible by {parts}"
+        )
+    return global_batch // parts
+
+
+def validate(config: TrainingConfig) -> None:
+    """Fail on settings that would only break deep inside a run."""
+    w, t = config.world, config.tokenizer
+    checks = [
+        (config.engine.kind in ENGINES, f"engine.kind {config.engine.kind!r}: choose one of {ENGINES}"),
+        (config.engine.precision in PRECISIONS, f"engine.precision {config.engine.precision!r}: choose one of {PRECISIONS}"),
+        (w.schedule in SCHEDULES, f"world.schedule {w.schedule!r}: choose one of {SCHEDULES}"),
+        (0 <= w.critic_start <= w.steps, f"world.critic_start {w.critic_start} must lie in [0, world.steps={w.steps}]"),
+        (w.steps >= 0 and t.steps >= 0, "steps must be >= 0"),
+        (w.batch_size > 0 and t.batch_size > 0, "batch sizes must be > 0"),
+        (w.target_update_every > 0, "world.target_update_every must be > 0"),
+        (config.checkpoint.every > 0 and config.checkpoint.keep_last > 0, "checkpoint.every and keep_last must be > 0"),
+        (config.logging.every > 0, "logging.every must be > 0"),
+        (config.max_bad_steps > 0, "max_bad_steps must be > 0"),
+        (t.grid_every > 0, "tokenizer.grid_every must be > 0"),
+        (len(w.betas) == 2, "world.betas needs two values"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(f"TrainingConfig {config.name!r}: {message}")

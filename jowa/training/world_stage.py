@@ -1,0 +1,72 @@
+"""Stage 2 as a `Stage`: the world-action model on token segments (spec §6).
+
+Phase "world_model" (steps < critic_start): world-model losses only; the Q head is frozen so it
+gets no gradients and no weight decay (the official Q head sat in an optimizer group without
+gradients). Phase "critic": TD + CQL + supervised_weight × world-model losses, with a fresh AdamW
+as the official run re-created its optimizers at the switch — but with the configured stage-2 lr
+for the world groups (the official continuous run kept 1e-4 by accident, §6.3).
+The target head is copied from the online head every `target_update_every` steps (counting all
+steps) and right after a checkpoint is loaded, as the official code does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from jowa.model.world_model import WorldActionModel
+from jowa.training.batches import BatchSource
+from jowa.training.config import WorldStageConfig
+from jowa.training.loop import Phase, PhaseParts, Stage
+from jowa.training.objectives import WorldObjective
+from jowa.training.optim import WorldLearningRates, make_adamw, make_schedule, world_param_groups
+from jowa.training.throughput import world_flops_per_token
+
+WORLD_MODEL, TOKENIZER = "world_model", "tokenizer"
+
+
+class TargetUpdate:
+    def __init__(self, model: WorldActionModel, every: int) -> None:
+        self.model = model
+        self.every = every
+
+    def after_step(self, step: int) -> None:
+        if step % self.every == 0:
+            self.model.update_target()
+
+    def after_resume(self, step: int) -> None:
+        self.model.update_target()
+
+
+def world_stage(
+    model: WorldActionModel, config: WorldStageConfig, source: BatchSource, micro_batch_size: int,
+    tokenizer: nn.Module | None = None, facts: dict[str, Any] | None = None,
+) -> Stage:
+    """`tokenizer` (frozen, already trained) is saved beside the model in every checkpoint."""
+
+    def phase(critic: bool) -> PhaseParts:
+        model.head_q.requires_grad_(critic)
+        rates = WorldLearningRates(config.critic_phase_lr if critic else config.lr, config.critic_lr,
+                                   config.weight_decay)
+        optimizer = make_adamw(world_param_groups(model, rates, with_critic=critic), config.betas, config.eps)
+        length = (config.steps - config.critic_start) if critic else config.critic_start
+        scheduler = make_schedule(optimizer, config.schedule, config.warmup_steps, length)
+        return PhaseParts(WorldObjective(model, critic, config.loss), optimizer, scheduler)
+
+    phases = []
+    if config.critic_start > 0:
+        phases.append(Phase("world_model", 0, lambda: phase(critic=False)))
+    if config.critic_start < config.steps or not phases:
+        phases.append(Phase("critic", config.critic_start, lambda: phase(critic=True)))
+    saved: dict[str, nn.Module] = {WORLD_MODEL: model}
+    if tokenizer is not None:
+        saved[TOKENIZER] = tokenizer
+    tokens_per_item = config.segment_length * model.config.tokens_per_block
+    return Stage(
+        name="world", steps=config.steps, phases=phases, source=source, saved_modules=saved,
+        grad_accum=config.grad_accum, micro_batch_size=micro_batch_size, grad_clip=config.grad_clip,
+        items_in=lambda batch: batch.batch_size, tokens_per_item=tokens_per_item,
+        flops_per_token=world_flops_per_token(model, model.config),
+        hooks=[TargetUpdate(model, config.target_update_every)], facts=dict(facts or {}),
+    )
