@@ -237,19 +237,21 @@ class _Job:
 
 
 def _stream_frames(path: Path, capacity: int, jobs: list[_Job], block_rows: int) -> Iterator[None]:
-    """Fill every job's frames from the observation file, yielding after each block read."""
-    jobs = sorted(jobs, key=lambda j: j.file_start)
+    """Fill every job's frames from the observation file, yielding after each block read.
+
+    Takes ownership of `jobs` and empties it as jobs finish, so a finished episode's frames are held
+    only by the episode (memory stays at about one episode plus one block, not one chunk).
+    """
+    jobs.sort(key=lambda j: j.file_start, reverse=True)  # pop() hands them out in file order
     stop = max(j.file_stop for j in jobs)
     with NpyGzReader(path) as reader:
         reader.expect(np.uint8, (capacity, *FRAME_SHAPE))
         active: list[_Job] = []
-        nxt = 0
         for b0 in range(0, stop, block_rows):
             b1 = min(b0 + block_rows, stop)
             block = reader.read_rows(b1 - b0)  # [b1-b0, 84, 84]
-            while nxt < len(jobs) and jobs[nxt].file_start < b1:
-                active.append(jobs[nxt])
-                nxt += 1
+            while jobs and jobs[-1].file_start < b1:
+                active.append(jobs.pop())
             still = []
             for job in active:
                 lo, hi = max(b0, job.file_start), min(b1, job.file_stop)
@@ -271,7 +273,7 @@ def _finish(b: _Building, game: str, run: str, to_full: np.ndarray, frames: bool
     rewards = np.concatenate(b.rewards)
     terminals = np.concatenate(b.terminals)
     pad = PADDING_ROWS
-    stacked = np.concatenate(b.frames) if frames else None  # [rows, 84, 84]
+    stacked = (b.frames[0] if len(b.frames) == 1 else np.concatenate(b.frames)) if frames else None  # [rows, 84, 84]
     if (b.rows <= pad or actions[:pad].any() or rewards[:pad].any() or terminals[:pad].any()
             or (stacked is not None and stacked[:pad].any())):
         raise DataFileError(b.where, f"the episode starting at global row {b.first} does not begin with "
@@ -364,7 +366,8 @@ def _iter_run(
                 finished = keep
 
             if jobs:
-                for _ in _stream_frames(member_path(log_dir, "observation", suffix), chunk.capacity, jobs, block_rows):
+                path = member_path(log_dir, "observation", suffix)
+                for _ in _stream_frames(path, chunk.capacity, jobs, block_rows):  # empties `jobs`
                     yield from ready()
             yield from ready()
             prev = chunk
