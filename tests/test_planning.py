@@ -19,10 +19,10 @@ def fixtures(reference_dir):
     return load_small_model(ref).eval(), cases, load_file(str(ref / "jowa_small_planning.safetensors"))
 
 
-def options_of(case: dict) -> PlannerOptions:
+def options_of(case: dict, shared_prefix: bool = True) -> PlannerOptions:
     if case["planner"] == "greedy":
         return PlannerOptions(beam_width=1, horizon=0)
-    return PlannerOptions(beam_width=case["beam_width"], horizon=case["horizon"])
+    return PlannerOptions(beam_width=case["beam_width"], horizon=case["horizon"], shared_prefix=shared_prefix)
 
 
 def check_case(name: str, case: dict, tensors: dict, action: torch.Tensor, root_q: torch.Tensor, trace: list) -> None:
@@ -41,10 +41,12 @@ def check_case(name: str, case: dict, tensors: dict, action: torch.Tensor, root_
         assert level.kept.tolist() == case["kept_beam_node_ids_per_depth"][str(depth)], key
 
 
-def test_every_case_one_by_one(fixtures) -> None:
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_every_case_one_by_one(fixtures, shared_prefix: bool) -> None:
     model, cases, tensors = fixtures
     for name, case in cases.items():
-        result = plan(model, [tensors[f"{name}/context_tokens"][0]], torch.tensor([case["env"]]), options_of(case), trace=True)
+        options = options_of(case, shared_prefix)
+        result = plan(model, [tensors[f"{name}/context_tokens"][0]], torch.tensor([case["env"]]), options, trace=True)
         check_case(name, case, tensors, result.actions[0], result.root_q[0], result.traces[0])
 
 

@@ -112,3 +112,26 @@ def test_save_and_load_pretrained_round_trip(tmp_path) -> None:
 def test_from_pretrained_rejects_a_non_checkpoint(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="config.json"):
         WorldActionModel.from_pretrained(tmp_path)
+
+
+def test_shared_prefix_cache_matches_the_plain_cache_after_reordering() -> None:
+    from jowa.model.shared_prefix_cache import SharedPrefixCache
+
+    torch.manual_seed(0)
+    config = small_config()
+    model = WorldActionModel(config).eval()
+    tokens = random_stream(3, 3, config)[:, :110]
+    tasks = torch.tensor([3, 37, 10])
+    plain = model.empty_cache(3)
+    model(tokens[:, :100], tasks, cache=plain)
+    shared = SharedPrefixCache.from_prefix(plain)
+    index = torch.tensor([0, 0, 1, 2, 2, 2])  # uneven rows per environment, as beams with different K
+    plain_rows, shared_rows = plain.select(index), shared.select(index)
+    for chunk in (tokens[index, 100:103], tokens[index, 103:104], tokens[index, 104:110]):
+        a = model(chunk, tasks[index], cache=plain_rows)
+        b = model(chunk, tasks[index], cache=shared_rows)
+        torch.testing.assert_close(b.output_sequence, a.output_sequence, atol=1e-5, rtol=1e-5)
+    reordered = torch.tensor([1, 2, 5, 3])
+    a = model(tokens[index[reordered], 109:110], tasks[index[reordered]], cache=plain_rows.select(reordered))
+    b = model(tokens[index[reordered], 109:110], tasks[index[reordered]], cache=shared_rows.select(reordered))
+    torch.testing.assert_close(b.logits_observations, a.logits_observations, atol=1e-5, rtol=1e-5)

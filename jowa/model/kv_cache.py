@@ -2,7 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
+import torch.nn.functional as F
+
+
+class AttentionCache(Protocol):
+    """What the transformer needs from a cache: attention over cached + new keys, and bookkeeping."""
+
+    length: int
+
+    def check_room(self, num_new: int) -> None: ...
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor: ...
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
+        """Store the new `[B, H, n, hd]` keys/values, then attend causally over all of them -> [B, H, n, hd]."""
+        num_cached = self.length
+        keys, values = self.write(layer, k, v)
+        if num_cached == 0:
+            return F.scaled_dot_product_attention(q, keys, values, dropout_p=dropout, is_causal=q.shape[2] > 1)
+        mask = causal_mask(q.shape[2], num_cached, q.device)
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout)
+
+    def advance(self, num_new: int) -> None: ...
+
+
+def causal_mask(num_new: int, num_cached: int, device: torch.device) -> torch.Tensor | None:
+    """[n, L+n] bool, bottom-right aligned: new token i (absolute L+i) sees keys <= L+i.
+
+    None where no mask is needed (a single new token sees everything cached).
+    """
+    if num_new == 1:
+        return None
+    rows = torch.arange(num_new, device=device)[:, None] + num_cached
+    return torch.arange(num_cached + num_new, device=device)[None, :] <= rows
 
 
 class KVCache:
@@ -43,6 +78,15 @@ class KVCache:
         self.keys[layer, :, :, self.length:end] = keys.to(self.keys.dtype)
         self.values[layer, :, :, self.length:end] = values.to(self.values.dtype)
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
+        """Store the new `[B, H, n, hd]` keys/values, then attend causally over all of them -> [B, H, n, hd]."""
+        num_cached = self.length
+        keys, values = self.write(layer, k, v)
+        if num_cached == 0:
+            return F.scaled_dot_product_attention(q, keys, values, dropout_p=dropout, is_causal=q.shape[2] > 1)
+        mask = causal_mask(q.shape[2], num_cached, q.device)
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout)
 
     def advance(self, num_new: int) -> None:
         self.length += num_new

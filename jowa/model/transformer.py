@@ -7,18 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jowa.config import WorldModelConfig
-from jowa.model.kv_cache import KVCache
-
-
-def causal_mask(num_new: int, num_cached: int, device: torch.device) -> torch.Tensor | None:
-    """[n, L+n] bool, bottom-right aligned: new token i (absolute L+i) sees keys <= L+i.
-
-    None where SDPA needs no mask (a single new token sees everything cached).
-    """
-    if num_new == 1:
-        return None
-    rows = torch.arange(num_new, device=device)[:, None] + num_cached
-    return torch.arange(num_cached + num_new, device=device)[None, :] <= rows
+from jowa.model.kv_cache import AttentionCache, KVCache
 
 
 class SelfAttention(nn.Module):
@@ -38,19 +27,14 @@ class SelfAttention(nn.Module):
         batch, length, dim = x.shape
         return x.view(batch, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: AttentionCache | None = None, layer: int = 0) -> torch.Tensor:
         batch, length, dim = x.shape  # x: [B, n, d]
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
-        num_cached = 0
-        if cache is not None:
-            num_cached = cache.length
-            k, v = cache.write(layer, k, v)
         dropout = self.attn_pdrop if self.training else 0.0
-        if num_cached == 0:
+        if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=length > 1)
         else:
-            mask = causal_mask(length, num_cached, x.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            y = cache.attend(layer, q, k, v, dropout)
         y = y.transpose(1, 2).reshape(batch, length, dim)
         return self.resid_drop(self.proj(y))
 
@@ -68,7 +52,7 @@ class Block(nn.Module):
             nn.Dropout(config.resid_pdrop),
         )
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: AttentionCache | None = None, layer: int = 0) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), cache, layer)
         return x + self.mlp(self.ln2(x))
 
@@ -85,7 +69,7 @@ class Transformer(nn.Module):
         c = self.config
         return KVCache.empty(c.num_layers, batch_size, c.num_heads, c.embed_dim // c.num_heads, c.max_tokens, device, dtype)
 
-    def forward(self, embeddings: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, embeddings: torch.Tensor, cache: AttentionCache | None = None) -> torch.Tensor:
         """[B, n, d] input embeddings -> [B, n, d] after ln_f. With a cache, appends n tokens to it."""
         if cache is not None:
             cache.check_room(embeddings.shape[1])

@@ -14,7 +14,7 @@ from jowa.games import NUM_ACTIONS, action_masks
 from jowa.model.distributional import atom_support
 from jowa.model.embeddings import TypedEmbedding
 from jowa.model.heads import MLPHead, QHead
-from jowa.model.kv_cache import KVCache
+from jowa.model.kv_cache import AttentionCache, KVCache
 from jowa.model.layout import ACTION_HEAD, OBS_HEAD, Q_HEAD, head_positions, is_action_position
 from jowa.model.transformer import Transformer
 
@@ -95,7 +95,7 @@ class WorldActionModel(nn.Module, PretrainedMixin):
         return x
 
     def forward(
-        self, tokens: torch.Tensor, tasks: torch.Tensor, cache: KVCache | None = None, with_target: bool = True,
+        self, tokens: torch.Tensor, tasks: torch.Tensor, cache: AttentionCache | None = None, with_target: bool = True,
     ) -> WorldModelOutput:
         """tokens [B, n] (continuing the cache if given), tasks [B] int64 task ids."""
         start = cache.length if cache is not None else 0

@@ -8,6 +8,7 @@ import torch
 
 from jowa.model.distributional import q_values
 from jowa.model.kv_cache import KVCache
+from jowa.model.shared_prefix_cache import SharedPrefixCache
 from jowa.model.world_model import WorldActionModel
 
 
@@ -29,7 +30,7 @@ def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator |
 
 @torch.no_grad()
 def imagine_step(
-    model: WorldActionModel, cache: KVCache, actions: torch.Tensor, tasks: torch.Tensor, valid: torch.Tensor,
+    model: WorldActionModel, cache: KVCache | SharedPrefixCache, actions: torch.Tensor, tasks: torch.Tensor, valid: torch.Tensor,
     temperature: float = 0.0, generator: torch.Generator | None = None,
 ) -> ImaginedStep:
     """Feed `actions` [C] after the cached context (ending with o^35), decode the next frame's 36 tokens,
