@@ -105,8 +105,8 @@ def main() -> None:
         collect(games, args.transitions, tmp / "replay", capacity=max(args.transitions // 2, 1000), progress=False)
         collected = time.perf_counter() - started
         started = time.perf_counter()
-        report = tokenize_replay(tmp / "replay", "patch-quantizer", tmp / "tokens", max_steps_per_shard=args.shard_steps,
-                                 progress=False)
+        report = tokenize_replay(tmp / "replay", "patch-quantizer", tmp / "tokens",
+                                 max_steps_per_shard=args.shard_steps, progress=False)
         tokenized = time.perf_counter() - started
         uniform_token_copy(tmp / "tokens", tmp / "uniform", args.shard_steps)
         n = report.transitions
@@ -115,7 +115,8 @@ def main() -> None:
 
         print("| tokens | shards B/transition | all files B/transition | raw (72+6 B) |")
         print("|---|---:|---:|---:|")
-        for name, directory in (("patch quantizer, real frames", tmp / "tokens"), ("uniform random (worst)", tmp / "uniform")):
+        kinds = (("patch quantizer, real frames", tmp / "tokens"), ("uniform random (worst)", tmp / "uniform"))
+        for name, directory in kinds:
             tars, everything = disk_bytes(directory)
             print(f"| {name} | {tars / n:.1f} | {everything / n:.1f} | 78 |")
 

@@ -164,6 +164,7 @@ def test_task_remap_and_pipe_urls(tmp_path):
     urls = [f"pipe:cat {p}" for p in sorted(tmp_path.glob("*.tar"))]
     data = SegmentDataset(urls, batch_size=8, epochs=1, task_remap=OFFICIAL_BORROWED_TASK_ROWS, rank=0, world_size=1)
     batch = next(iter(data))
-    assert batch.tasks.tolist() == [task_id("Berzerk")] * 5  # 3 + 2 segments; the official fine-tuning borrowed Berzerk's row
+    assert batch.tasks.tolist() == [task_id("Berzerk")] * 5  # 3 + 2 segments, on the row the official
+    # fine-tuning borrowed for MsPacman
     with pytest.raises(ValueError, match="balanced mixing needs an index"):
         SegmentDataset(urls, batch_size=8, mixing="balanced")

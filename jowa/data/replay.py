@@ -76,8 +76,12 @@ def list_runs(root: str | os.PathLike, game: str) -> list[str]:
     game_dir = Path(root) / check_game(game)
     if not game_dir.is_dir():
         raise FileNotFoundError(f"No replay directory for {game}: {game_dir}")
-    runs = [p.name for p in game_dir.iterdir() if (p / "replay_logs").is_dir()]
-    return sorted(runs, key=lambda r: (not r.isdigit(), int(r) if r.isdigit() else 0, r))
+    return sorted((p.name for p in game_dir.iterdir() if (p / "replay_logs").is_dir()), key=run_order)
+
+
+def run_order(run: str) -> tuple[bool, int, str]:
+    """Sort key: numeric run names numerically ("2" < "10"), then the others by name."""
+    return (not run.isdigit(), int(run) if run.isdigit() else 0, run)
 
 
 def list_suffixes(log_dir: str | os.PathLike) -> dict[int, set[str]]:
@@ -159,7 +163,8 @@ def _load_chunk(
             raise DataFileError(
                 member_path(log_dir, member, suffix),
                 f"missing member of suffix {suffix} (found: {sorted(present)})"
-                + ("; pass assume_full_chunks for downloads of the 4 $store$ arrays only" if member == "add_count" else ""))
+                + ("; pass assume_full_chunks for downloads of the 4 $store$ arrays only"
+                   if member == "add_count" else ""))
     actions = load_npy_gz(member_path(log_dir, "action", suffix), np.int32, (None,))
     capacity = len(actions)
     rewards = load_npy_gz(member_path(log_dir, "reward", suffix), np.float32, (capacity,))

@@ -75,7 +75,8 @@ class ReplayWriter:
         n = len(actions)
         observations = np.asarray(observations)
         if observations.shape != (n, *FRAME_SHAPE) or observations.dtype != np.uint8:
-            raise ValueError(f"observations must be uint8{(n, *FRAME_SHAPE)}, got {observations.dtype}{observations.shape}")
+            got = f"{observations.dtype}{observations.shape}"
+            raise ValueError(f"observations must be uint8{(n, *FRAME_SHAPE)}, got {got}")
         if len(rewards) != n or len(terminals) != n:
             raise ValueError(f"rows disagree: {n} actions, {len(rewards)} rewards, {len(terminals)} terminals")
         rows = {

@@ -263,7 +263,8 @@ def resolve_shards(source: str | os.PathLike | Sequence[str]) -> list[ShardInfo]
         index = json.loads(path.read_text())
         if index.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} index")
-        return [ShardInfo(str(path.parent / s["name"]), tuple(s["games"]), tuple(s["lengths"])) for s in index["shards"]]
+        return [ShardInfo(str(path.parent / s["name"]), tuple(s["games"]), tuple(s["lengths"]))
+                for s in index["shards"]]
     from braceexpand import braceexpand
 
     urls = list(braceexpand(text))

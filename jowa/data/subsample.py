@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jowa.data.episodes import Episode
-from jowa.data.replay import EpisodeSpan, ReadStats, list_runs, read_run, scan_run
+from jowa.data.replay import EpisodeSpan, ReadStats, list_runs, read_run, run_order, scan_run
 from jowa.games import check_game, task_id
 
 
@@ -32,7 +32,7 @@ def choose_runs(runs_available: Mapping[str, Sequence[str]], runs_per_game: int,
         if len(runs) < runs_per_game:
             raise ValueError(f"{game}: {runs_per_game} runs requested, only {list(runs)} available")
         picked = rng.choice(np.asarray(runs, dtype=object), runs_per_game, replace=False)
-        chosen[check_game(game)] = sorted(picked.tolist(), key=lambda r: (not r.isdigit(), int(r) if r.isdigit() else 0, r))
+        chosen[check_game(game)] = sorted(picked.tolist(), key=run_order)
     return chosen
 
 

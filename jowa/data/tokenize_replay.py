@@ -21,7 +21,7 @@ from tqdm import tqdm
 from jowa.data.episodes import Episode
 from jowa.data.replay import ReadStats, list_games, list_runs, read_run
 from jowa.data.shards import ShardWriter, finished_records, write_index
-from jowa.data.subsample import plan_subsample, read_selection
+from jowa.data.subsample import plan_subsample
 from jowa.data.tokenize import Encoder, encode_episodes, load_encoder
 from jowa.games import check_game
 

@@ -42,7 +42,8 @@ class FullActionSpace(gym.ActionWrapper):
         if not 0 <= action < NUM_ACTIONS:
             raise ValueError(f"{self.game}: full-set action must be in 0..{NUM_ACTIONS - 1}, got {action}")
         if self.strict and not self._valid[action]:
-            raise ValueError(f"{self.game}: full action {action} is not in the minimal set {minimal_to_full(self.game)}")
+            valid = minimal_to_full(self.game)
+            raise ValueError(f"{self.game}: full action {action} is not in the minimal set {valid}")
         return int(self._to_minimal[action])
 
 
