@@ -1,7 +1,8 @@
 """The contract between data and the training loop, and a background prefetcher.
 
 A `BatchSource` is an endless iterator of CPU batches (a `Batch`, or a frame tensor) that can say
-where it is (`state_dict`) and go back there (`load_state_dict`). It must draw randomness only from
+where it is (`state_dict`) and go back there (`load_state_dict`, before `iter()` is called; `iter()`
+is called once, in the main thread, and may start worker processes). It must draw randomness only from
 its own generators, never from torch's global RNG: the loop restores that RNG for dropout, and a
 source running in the prefetch thread would otherwise race with the model.
 
@@ -52,6 +53,7 @@ class Prefetcher:
 
     def __init__(self, source: BatchSource, depth: int = 2, pin_memory: bool = False) -> None:
         self.source = source
+        self.iterator = iter(source)  # here, in the calling (main) thread: sources may start workers
         self.pin_memory = pin_memory
         self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
         self._stop = threading.Event()
@@ -62,7 +64,7 @@ class Prefetcher:
         try:
             while not self._stop.is_set():
                 try:
-                    batch = next(self.source)
+                    batch = next(self.iterator)
                 except StopIteration:  # the consumer sees the end as StopIteration
                     break
                 if self.pin_memory:

@@ -32,6 +32,8 @@ class TokenizerStageConfig:
     grad_clip: float = 1.0
     grid_every: int = 5000  # write a reconstruction grid PNG every this many steps (and at the end)
     grid_frames: int = 16
+    pool_frames: int = 1_000_000  # frames reservoir-sampled from the replay into memory, per rank (84·84 B each)
+    scan_frames: int = 4_000_000  # stop reading the replay after this many frames per rank
 
 
 @dataclass
@@ -59,6 +61,18 @@ class WorldStageConfig:
     warmup_steps: int = 0
     target_update_every: int = 1000  # hard copy of the Q head into the target head, counting all steps
     loss: CriticLossConfig = field(default_factory=CriticLossConfig)
+
+
+@dataclass
+class DataConfig:
+    """Stage-2 segments (`jowa.data.segments`) and the tokenize step."""
+
+    stride: int = 4  # segment starts 0, 4, 8, … (official pretraining)
+    mixing: str = "uniform"  # "uniform" over segments (official) or "balanced" over games
+    shuffle_buffer: int = 10_000
+    num_workers: int = 2  # DataLoader workers per rank
+    prefetch: int = 2  # batches the loop's prefetch thread keeps ready
+    tokenize_batch_frames: int = 4096  # frames per encoder batch in the tokenize stage
 
 
 @dataclass
@@ -95,6 +109,7 @@ class TrainingConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 def load_training(name_or_path: str) -> TrainingConfig:
@@ -132,8 +147,11 @@ def validate(config: TrainingConfig) -> None:
         (config.checkpoint.every > 0 and config.checkpoint.keep_last > 0, "checkpoint.every and keep_last must be > 0"),
         (config.logging.every > 0, "logging.every must be > 0"),
         (config.max_bad_steps > 0, "max_bad_steps must be > 0"),
-        (t.grid_every > 0, "tokenizer.grid_every must be > 0"),
+        (t.grid_every > 0 and t.grid_frames > 0, "tokenizer.grid_every and grid_frames must be > 0"),
+        (0 < t.pool_frames <= t.scan_frames, "need 0 < tokenizer.pool_frames <= tokenizer.scan_frames"),
         (len(w.betas) == 2, "world.betas needs two values"),
+        (config.data.mixing in ("uniform", "balanced"), f"data.mixing {config.data.mixing!r}: uniform or balanced"),
+        (config.data.num_workers >= 0 and config.data.stride > 0, "data.num_workers >= 0 and data.stride > 0"),
     ]
     for ok, message in checks:
         if not ok:

@@ -62,6 +62,9 @@ class Phase:
 
 
 class Hook(Protocol):
+    """Called on every rank after each optimizer step and after a resume. A hook with an
+    `attach(logger)` method gets the stage's `TrainLogger` before training starts."""
+
     def after_step(self, step: int) -> None: ...
     def after_resume(self, step: int) -> None: ...
 
@@ -102,6 +105,7 @@ class StageOutcome:
     checkpoint: Path | None
     first_losses: dict[str, float] = field(default_factory=dict)  # the first logged means
     last_losses: dict[str, float] = field(default_factory=dict)  # the last logged means
+    phase_losses: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # phase → first/last
     resumed_from: Path | None = None
     problems: list[str] = field(default_factory=list)  # corrupt checkpoints passed over
 
@@ -188,8 +192,46 @@ class _Run:
         return rank_state
 
 
-def _means(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
-    return {k: float(v) / count for k, v in sums.items()} if count else {}
+class _Window:
+    """Scalars accumulated between two log points (applied steps only for the losses)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.norms: list[float] = []
+        self.meter = Meter()
+
+    def add(self, terms: dict[str, torch.Tensor], grad_norm: float) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums.get(name, 0) + value
+        self.count += 1
+        self.norms.append(grad_norm)
+
+    def means(self) -> dict[str, float]:
+        return {k: float(v) / self.count for k, v in self.sums.items()} if self.count else {}
+
+
+def _flush(
+    run: "_Run", window: _Window, logger: TrainLogger, outcome: StageOutcome, peak: float | None,
+) -> tuple[str, str]:
+    """Log the window; returns the progress bar's loss and tokens/s texts."""
+    stage, engine = run.stage, run.engine
+    assert engine is not None
+    means = window.means()
+    values = {f"loss/{k}": v for k, v in means.items()}
+    values.update({f"lr/{k}": v for k, v in engine.learning_rates().items()})
+    if window.norms:
+        values["grad_norm"] = sum(window.norms) / len(window.norms)
+    values["skipped_steps"] = float(run.state.skipped_steps)
+    values.update(window.meter.report(run.ctx.world_size, stage.flops_per_token, peak))
+    logger.scalars(run.state.step, values)
+    if means:
+        outcome.first_losses = outcome.first_losses or means
+        outcome.last_losses = means
+        phase = outcome.phase_losses.setdefault(stage.phases[run.phase].name, {"first": means})
+        phase["last"] = means
+    main = means.get("total", math.nan)
+    return f"{main:.4f}", f"{values['throughput/tokens_per_s']:.0f}"
 
 
 def train_stage(
@@ -215,8 +257,10 @@ def train_stage(
         logger.message(problem)
     if outcome.resumed_from is not None:
         logger.message(f"[{stage.name}] resumed from {outcome.resumed_from} at step {run.state.step}")
-    if rank_state is not None:
-        for hook in stage.hooks:
+    for hook in stage.hooks:
+        if hasattr(hook, "attach"):
+            hook.attach(logger)
+        if rank_state is not None:
             hook.after_resume(run.state.step)
     batches = Prefetcher(stage.source, depth=settings.prefetch, pin_memory=ctx.device.type == "cuda")
     if rank_state is not None:
@@ -239,10 +283,7 @@ def train_stage(
 def _steps(run: _Run, batches: Prefetcher, logger: TrainLogger, outcome: StageOutcome, stop: StopRequest,
            peak: float | None) -> None:
     stage, ctx, settings = run.stage, run.ctx, run.settings
-    sums: dict[str, torch.Tensor] = {}
-    count = 0
-    meter = Meter()
-    norms: list[float] = []
+    window = _Window()
     while run.state.step < stage.steps:
         if any_rank(stop.requested, ctx.device):
             outcome.status = "interrupted"
@@ -250,6 +291,9 @@ def _steps(run: _Run, batches: Prefetcher, logger: TrainLogger, outcome: StageOu
             break
         index = _phase_index(stage.phases, run.state.step)
         if index != run.phase:
+            if window.count:  # a log window never mixes two phases' losses
+                _flush(run, window, logger, outcome, peak)
+                window = _Window()
             run.enter_phase(index)
             logger.message(f"[{stage.name}] step {run.state.step}: phase {stage.phases[index].name!r} "
                            f"(fresh optimizer)")
@@ -275,13 +319,10 @@ def _steps(run: _Run, batches: Prefetcher, logger: TrainLogger, outcome: StageOu
         result = engine.step()
         run.state.step += 1
         run.state.items_seen += items * ctx.world_size
-        meter.add(items * stage.tokens_per_item, items, waited)
+        window.meter.add(items * stage.tokens_per_item, items, waited)
         if result.applied:
             run.state.bad_in_row = 0
-            for name, value in step_terms.items():
-                sums[name] = sums.get(name, 0) + value
-            count += 1
-            norms.append(result.grad_norm)
+            window.add(step_terms, result.grad_norm)
         else:
             run.state.skipped_steps += 1
             run.state.bad_in_row += 1
@@ -299,20 +340,9 @@ def _steps(run: _Run, batches: Prefetcher, logger: TrainLogger, outcome: StageOu
         postfix = None
         last = run.state.step == stage.steps
         if run.state.step % settings.logging.every == 0 or last:
-            means = _means(sums, count)
-            values = {f"loss/{k}": v for k, v in means.items()}
-            values.update({f"lr/{k}": v for k, v in engine.learning_rates().items()})
-            if norms:
-                values["grad_norm"] = sum(norms) / len(norms)
-            values["skipped_steps"] = float(run.state.skipped_steps)
-            values.update(meter.report(ctx.world_size, stage.flops_per_token, peak))
-            logger.scalars(run.state.step, values)
-            if means:
-                outcome.first_losses = outcome.first_losses or means
-                outcome.last_losses = means
-            main = means.get("total", means.get("loss", math.nan))
-            postfix = {"loss": f"{main:.4f}", "tok/s": f"{values['throughput/tokens_per_s']:.0f}"}
-            sums, count, norms, meter = {}, 0, [], Meter()
+            loss, rate = _flush(run, window, logger, outcome, peak)
+            postfix = {"loss": loss, "tok/s": rate}
+            window = _Window()
         logger.advance(postfix)
         if run.state.step % settings.checkpoint.every == 0 or last:
             outcome.checkpoint = run.save()

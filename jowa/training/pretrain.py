@@ -1,0 +1,327 @@
+"""Pretraining end to end: tokenizer → tokenize → world-action model, in one run directory.
+
+    out/
+      run.json                  size, model config, finished stages
+      tokenizer/                stage 1: checkpoints/, tb/, grids/*.png
+      tokens/                   token shards + index.json (unless --tokens points elsewhere)
+      world/                    stage 2: checkpoints/, tb/
+      final/tokenizer/          the trained tokenizer   (save_pretrained directories:
+      final/world_model/        the trained model        config.json + model.safetensors)
+
+Every check that can fail (size, games, replay, shards vs tokenizer, vocabularies, batch split,
+DeepSpeed config) runs in `plan()` before any training starts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from jowa.config import ModelSize, apply_overrides, load_size, to_dict
+from jowa.games import check_game
+from jowa.training.config import TrainingConfig, load_training, micro_batch_size, validate
+from jowa.training.distributed import DistContext, barrier
+from jowa.training.engines import resolve_deepspeed_config, resolve_engine, resolve_precision
+from jowa.training.loop import LoopSettings, StageOutcome, train_stage
+from jowa.training.run_record import RunRecord
+from jowa.training.state import seed_everything
+
+FINAL = "final"
+ALL_STAGES = ("tokenizer", "tokenize", "world")
+
+
+@dataclass
+class PretrainOptions:
+    size: str
+    out: Path
+    replay: Path | None = None
+    tokens: Path | None = None  # existing token shards: skip the tokenize stage
+    tokenizer: Path | None = None  # existing tokenizer checkpoint: skip stage 1
+    stage: str = "all"  # all, tokenizer, tokenize or world
+    resume: bool = False
+    training: str | None = None  # configs/training/<name>.yaml or a path; default by size
+    overrides: list[str] = field(default_factory=list)  # training keys, or model.<…> for the size preset
+    games: list[str] | None = None  # default: every game under --replay
+
+
+@dataclass
+class Plan:
+    stages: list[str]  # the stages to run, in order
+    size: ModelSize
+    training: TrainingConfig
+    record: RunRecord
+    tokenizer_dir: Path  # where the tokenizer comes from (or will be written)
+    tokens_dir: Path
+    settings: dict[str, Any]  # engine / precision / DeepSpeed config, resolved
+
+
+def default_training(size: str) -> str:
+    return "tiny" if size == "tiny" else "official"
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(model overrides without the `model.` prefix, training overrides)."""
+    model = [o[len("model."):] for o in overrides if o.startswith("model.")]
+    return model, [o for o in overrides if not o.startswith("model.")]
+
+
+def tokenizer_identity(directory: Path) -> str:
+    """The identity the token shards record for a tokenizer checkpoint (see jowa.data.tokenize)."""
+    from jowa.data.tokenize import file_sha256
+
+    return f"sha256:{file_sha256(directory / 'model.safetensors')}"
+
+
+def read_index(tokens: Path) -> dict[str, Any]:
+    from jowa.data.shards import INDEX_NAME
+
+    path = tokens / INDEX_NAME if tokens.is_dir() else tokens
+    if not path.is_file():
+        raise FileNotFoundError(f"No token-shard index at {path}; make shards with `--stage tokenize` "
+                                f"or data/atari/prepare.py tokenize")
+    return json.loads(path.read_text())
+
+
+def check_replay(replay: Path | None, games: list[str] | None) -> list[str]:
+    from jowa.data.replay import list_games
+
+    if replay is None:
+        raise ValueError("--replay is needed to train the tokenizer or to tokenize (or pass --tokenizer/--tokens)")
+    if not replay.is_dir():
+        raise FileNotFoundError(f"Replay directory {replay} does not exist")
+    present = list_games(replay)
+    if not present:
+        raise ValueError(f"Replay directory {replay} holds no game directories ({{Game}}/{{run}}/replay_logs)")
+    wanted = present if games is None else [check_game(g) for g in games]
+    missing = [g for g in wanted if g not in present]
+    if missing:
+        raise ValueError(f"No replay data for {missing} under {replay} (it has {present})")
+    return wanted
+
+
+def plan(options: PretrainOptions, ctx: DistContext) -> Plan:
+    """Resolve and validate everything; raises with a clear message before any work starts."""
+    if options.stage not in ("all", *ALL_STAGES):
+        raise ValueError(f"--stage {options.stage!r}: choose all, {', '.join(ALL_STAGES)}")
+    model_overrides, train_overrides = split_overrides(options.overrides)
+    try:
+        size = load_size(options.size, model_overrides)
+        training = apply_overrides(load_training(options.training or default_training(options.size)), train_overrides)
+    except (KeyError, TypeError) as error:  # unknown keys, wrong types: configuration errors, said plainly
+        raise ValueError(f"configuration: {error}") from error
+    validate(training)
+    if size.tokenizer.vocab_size != size.world_model.obs_vocab_size:
+        raise ValueError(f"size {options.size}: tokenizer vocab {size.tokenizer.vocab_size} != world model "
+                         f"obs_vocab_size {size.world_model.obs_vocab_size}")
+    record = RunRecord.open(options.out, size.name, to_dict(size))
+    tokenizer_dir = options.tokenizer or options.out / FINAL / "tokenizer"
+    tokens_dir = options.tokens or options.out / "tokens"
+
+    stages = list(ALL_STAGES) if options.stage == "all" else [options.stage]
+    if options.tokenizer is not None:
+        stages = [s for s in stages if s != "tokenizer"]
+    if options.tokens is not None:
+        stages = [s for s in stages if s != "tokenize"]
+    if options.stage == "all":
+        stages = [s for s in stages if not record.done(s)]
+
+    if {"tokenizer", "tokenize"} & set(stages):
+        options.games = check_replay(options.replay, options.games)
+    if options.tokenizer is not None and not (options.tokenizer / "model.safetensors").is_file():
+        raise FileNotFoundError(f"--tokenizer {options.tokenizer}: no model.safetensors (a tokenizer checkpoint "
+                                f"directory, e.g. <run>/final/tokenizer)")
+    if "world" in stages:
+        if "tokenizer" not in stages and not (tokenizer_dir / "model.safetensors").is_file():
+            raise FileNotFoundError(f"No trained tokenizer at {tokenizer_dir}; run stage 1 or pass --tokenizer")
+        if "tokenize" not in stages:
+            index = read_index(tokens_dir)
+            if "tokenizer" in stages:
+                raise ValueError(f"--tokens {tokens_dir} was made by tokenizer {index['tokenizer']}, which the "
+                                 f"tokenizer trained now cannot match; pass --tokenizer with the one that made them")
+            identity = tokenizer_identity(tokenizer_dir)
+            if index["tokenizer"] != identity:
+                raise ValueError(f"token shards {tokens_dir} were made by tokenizer {index['tokenizer']}, not by "
+                                 f"{tokenizer_dir} ({identity}); re-tokenize or pass the matching --tokenizer")
+    for stage_config, name in ((training.tokenizer, "tokenizer"), (training.world, "world")):
+        micro_batch_size(stage_config.batch_size, stage_config.grad_accum, ctx.world_size)  # must split exactly
+    engine = resolve_engine(training.engine.kind, ctx)
+    deepspeed_config = resolve_deepspeed_config(training.engine.deepspeed_config)
+    if engine == "deepspeed" and not deepspeed_config.is_file():
+        raise FileNotFoundError(f"DeepSpeed config {deepspeed_config} not found (engine.deepspeed_config)")
+    settings = {"engine": engine, "precision": resolve_precision(training.engine.precision, ctx.device),
+                "deepspeed_config": deepspeed_config}
+    return Plan(stages, size, training, record, tokenizer_dir, tokens_dir, settings)
+
+
+def loop_settings(p: Plan, resume: bool) -> LoopSettings:
+    t = p.training
+    return LoopSettings(p.settings["engine"], p.settings["deepspeed_config"], p.settings["precision"],
+                        t.checkpoint, t.logging, t.max_bad_steps, resume=resume, prefetch=t.data.prefetch)
+
+
+def _report(ctx: DistContext, text: str) -> None:
+    if ctx.is_main:
+        print(text, flush=True)
+
+
+def _losses(outcome: StageOutcome) -> str:
+    """One line per phase: first → last logged mean of every loss term."""
+    lines = []
+    for phase, ends in outcome.phase_losses.items():
+        first, last = ends["first"], ends["last"]
+        keys = [k for k in last if k in first and not k.startswith("q_value")]
+        lines.append(f"  {phase}: " + ", ".join(f"{k} {first[k]:.4f} → {last[k]:.4f}" for k in keys))
+    return "\n".join(lines)
+
+
+def _publish(source: Path, target: Path) -> None:
+    """Copy a checkpoint's module directory to `final/` (temp name + rename)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+
+
+def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutcome:
+    from jowa.tokenizer import Tokenizer
+    from jowa.training.frames import FrameBatches, load_frame_pool
+    from jowa.training.tokenizer_stage import TOKENIZER, ReconstructionGrid, grid_frames, tokenizer_stage
+
+    t = p.training.tokenizer
+    seed_everything(p.training.seed)
+    tokenizer = Tokenizer(p.size.tokenizer)
+    micro = micro_batch_size(t.batch_size, t.grad_accum, ctx.world_size)
+    assert options.replay is not None
+    pool = load_frame_pool(options.replay, options.games, t.pool_frames, t.scan_frames, p.training.seed,
+                           ctx.rank, ctx.world_size)
+    _report(ctx, f"[tokenizer] {len(pool.frames)} frames in the pool (of {pool.scanned} read) from "
+                 f"{', '.join(pool.games)}; {micro} frames per micro batch × {t.grad_accum} × {ctx.world_size} ranks")
+    stage = tokenizer_stage(tokenizer, t, FrameBatches(pool.frames, micro, p.training.seed, ctx.rank), micro)
+    if ctx.is_main:
+        stage.hooks.append(ReconstructionGrid(tokenizer, grid_frames(pool.frames, t.grid_frames),
+                                              options.out / TOKENIZER / "grids", t.grid_every, t.steps))
+    outcome = train_stage(stage, ctx, loop_settings(p, options.resume), options.out / TOKENIZER,
+                          {"size": to_dict(p.size), "training": to_dict(p.training)})
+    if outcome.status == "finished" and ctx.is_main:
+        assert outcome.checkpoint is not None
+        p.tokenizer_dir.parent.mkdir(parents=True, exist_ok=True)
+        _publish(outcome.checkpoint / TOKENIZER, p.tokenizer_dir)
+        p.record.mark("tokenizer", status="done", steps=outcome.state.step, checkpoint=str(outcome.checkpoint),
+                      identity=tokenizer_identity(p.tokenizer_dir))
+    barrier()
+    return outcome
+
+
+def _wait_for_rank0(seconds: float) -> None:
+    """Barrier on a gloo side group with a long timeout: tokenizing can outlast the main group's."""
+    if dist.is_initialized():
+        group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=seconds))
+        dist.barrier(group=group)
+        dist.destroy_process_group(group)
+
+
+def run_tokenize(p: Plan, options: PretrainOptions, ctx: DistContext) -> None:
+    from jowa.data.tokenize_replay import tokenize_replay
+
+    if ctx.is_main:
+        if not (p.tokenizer_dir / "model.safetensors").is_file():
+            raise FileNotFoundError(f"No trained tokenizer at {p.tokenizer_dir}; run stage 1 first")
+        started = time.perf_counter()
+        report = tokenize_replay(options.replay, str(p.tokenizer_dir), p.tokens_dir, games=options.games,
+                                 batch_frames=p.training.data.tokenize_batch_frames, device=str(ctx.device),
+                                 progress=p.training.logging.progress_bar)
+        seconds = time.perf_counter() - started
+        _report(ctx, f"[tokenize] {report.episodes} episodes, {report.transitions} transitions → "
+                     f"{p.tokens_dir} ({report.shards_written} new shards) in {seconds:.1f}s")
+        p.record.mark("tokenize", status="done", tokens=str(p.tokens_dir), identity=tokenizer_identity(p.tokenizer_dir),
+                      episodes=report.episodes, transitions=report.transitions, seconds=round(seconds, 1))
+    _wait_for_rank0(7 * 24 * 3600)
+
+
+def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutcome:
+    from jowa.data.segments import SegmentDataset
+    from jowa.model.world_model import WorldActionModel
+    from jowa.tokenizer import Tokenizer
+    from jowa.training.segment_source import SegmentSource
+    from jowa.training.world_stage import WORLD_MODEL, world_stage
+
+    w, data = p.training.world, p.training.data
+    index = read_index(p.tokens_dir)
+    identity = tokenizer_identity(p.tokenizer_dir)
+    if index["tokenizer"] != identity:
+        raise ValueError(f"token shards {p.tokens_dir} were made by tokenizer {index['tokenizer']}, not by "
+                         f"{p.tokenizer_dir} ({identity})")
+    tokenizer = Tokenizer.from_pretrained(p.tokenizer_dir).requires_grad_(False).eval()
+    seed_everything(p.training.seed)
+    model = WorldActionModel(p.size.world_model)
+    micro = micro_batch_size(w.batch_size, w.grad_accum, ctx.world_size)
+    dataset = SegmentDataset(p.tokens_dir, batch_size=micro, segment_length=w.segment_length, stride=data.stride,
+                             mixing=data.mixing, shuffle_buffer=data.shuffle_buffer, seed=p.training.seed,
+                             rank=ctx.rank, world_size=ctx.world_size)
+    source = SegmentSource(dataset, data.num_workers, p.training.seed, pin_memory=ctx.device.type == "cuda")
+    _report(ctx, f"[world] {index['transitions']} transitions of {', '.join(index['games'])}; {micro} segments per "
+                 f"micro batch × {w.grad_accum} × {ctx.world_size} ranks = {w.batch_size} per step; "
+                 f"engine {p.settings['engine']}, {p.settings['precision']}")
+    stage = world_stage(model, w, source, micro, tokenizer=tokenizer, facts={"tokenizer": identity})
+    outcome = train_stage(stage, ctx, loop_settings(p, options.resume), options.out / "world",
+                          {"size": to_dict(p.size), "training": to_dict(p.training)})
+    if outcome.status == "finished" and ctx.is_main:
+        assert outcome.checkpoint is not None
+        (options.out / FINAL).mkdir(parents=True, exist_ok=True)
+        _publish(outcome.checkpoint / WORLD_MODEL, options.out / FINAL / WORLD_MODEL)
+        if p.tokenizer_dir != options.out / FINAL / "tokenizer":
+            _publish(p.tokenizer_dir, options.out / FINAL / "tokenizer")
+        p.record.mark("world", status="done", steps=outcome.state.step, checkpoint=str(outcome.checkpoint),
+                      tokenizer=identity, skipped_steps=outcome.state.skipped_steps)
+    barrier()
+    return outcome
+
+
+def pretrain(options: PretrainOptions, ctx: DistContext) -> dict[str, Any]:
+    """Run the planned stages; returns a summary (also printed on rank 0). Stops early on SIGTERM."""
+    p = plan(options, ctx)
+    if ctx.is_main:
+        p.record.save()
+    summary: dict[str, Any] = {"stages": {}, "out": str(options.out)}
+    if not p.stages:
+        _report(ctx, f"{options.out}: every requested stage is already done")
+    for name in p.stages:
+        started = time.perf_counter()
+        outcome = None
+        if name == "tokenizer":
+            outcome = run_tokenizer(p, options, ctx)
+        elif name == "tokenize":
+            run_tokenize(p, options, ctx)
+        else:
+            outcome = run_world(p, options, ctx)
+        seconds = time.perf_counter() - started
+        entry: dict[str, Any] = {"seconds": round(seconds, 1)}
+        if outcome is not None:
+            entry.update(status=outcome.status, step=outcome.state.step, skipped=outcome.state.skipped_steps,
+                         losses=outcome.phase_losses,
+                         checkpoint=str(outcome.checkpoint))
+            _report(ctx, f"[{name}] {outcome.status} at step {outcome.state.step} in {seconds:.1f}s "
+                         f"({outcome.state.skipped_steps} skipped); losses, first → last logged:\n{_losses(outcome)}")
+            for problem in outcome.problems:
+                _report(ctx, f"[{name}] warning: {problem}")
+        summary["stages"][name] = entry
+        if outcome is not None and outcome.status != "finished":
+            _report(ctx, f"[{name}] stopped early; continue with the same command plus --resume")
+            summary["interrupted"] = name
+            break
+    return summary
+
+
+def device_summary(ctx: DistContext) -> str:
+    threads = torch.get_num_threads()
+    return f"{ctx.launcher} launch, rank {ctx.rank}/{ctx.world_size}, {ctx.device}, {threads} threads"

@@ -1,0 +1,104 @@
+"""Stage 1 as a `Stage`: the VQ-VAE tokenizer on frames from the replay (spec §2.7–2.8).
+
+Adam (lr 1e-4, default betas, no weight decay), global-norm clipping 1.0, loss = commitment + L1 +
+LPIPS. A grid of fixed frames (originals over reconstructions) is written as PNG every `grid_every`
+steps and at the end, and shown in TensorBoard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jowa.tokenizer import Tokenizer
+from jowa.training.batches import BatchSource
+from jowa.training.config import TokenizerStageConfig
+from jowa.training.logger import TrainLogger
+from jowa.training.loop import Phase, PhaseParts, Stage
+from jowa.training.objectives import TokenizerObjective
+from jowa.training.optim import make_adam
+
+TOKENIZER = "tokenizer"
+
+
+def grid_image(originals: np.ndarray, reconstructions: np.ndarray, columns: int = 8) -> np.ndarray:
+    """uint8 [k, 84, 84] twice → uint8 [H, W] image: rows of originals, each above its reconstructions."""
+    k, h, w = originals.shape
+    rows = -(-k // columns)
+    image = np.full((rows * 2 * (h + 2), columns * (w + 2)), 255, dtype=np.uint8)  # 2-pixel white gutters
+    for i in range(k):
+        r, c = divmod(i, columns)
+        y, x = r * 2 * (h + 2), c * (w + 2)
+        image[y:y + h, x:x + w] = originals[i]
+        image[y + h + 2:y + 2 * h + 2, x:x + w] = reconstructions[i]
+    return image
+
+
+@torch.no_grad()
+def reconstruct(tokenizer: Tokenizer, frames: np.ndarray) -> np.ndarray:
+    """uint8 [k, 84, 84] → uint8 [k, 84, 84] through encode → quantize → decode, in eval mode."""
+    was_training = tokenizer.training
+    tokenizer.eval()
+    weight = tokenizer.embedding.weight
+    x = torch.from_numpy(frames).to(weight.device, torch.float32).div(255).unsqueeze(1).to(weight.dtype)
+    _, _, y = tokenizer(x)  # [k, 1, 84, 84] in [0, 1], unclamped
+    tokenizer.train(was_training)
+    return (y.float().clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).cpu().numpy()
+
+
+class ReconstructionGrid:
+    """Hook: PNG + TensorBoard image of fixed frames and their reconstructions (rank 0)."""
+
+    def __init__(self, tokenizer: Tokenizer, frames: np.ndarray, directory: Path, every: int, last: int) -> None:
+        self.tokenizer, self.frames, self.directory = tokenizer, frames, directory
+        self.every, self.last = every, last
+        self.logger: TrainLogger | None = None
+        self.written: list[Path] = []
+
+    def attach(self, logger: TrainLogger) -> None:
+        self.logger = logger
+
+    def write(self, step: int) -> Path:
+        image = grid_image(self.frames, reconstruct(self.tokenizer, self.frames))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"step_{step:08d}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        import imageio.v3 as iio
+
+        iio.imwrite(tmp, image, extension=".png")
+        tmp.replace(path)
+        if self.logger is not None:
+            self.logger.image(step, "reconstructions", np.repeat(image[..., None], 3, axis=-1))
+        self.written.append(path)
+        return path
+
+    def after_step(self, step: int) -> None:
+        if step % self.every == 0 or step == self.last:
+            self.write(step)
+
+    def after_resume(self, step: int) -> None:
+        pass
+
+
+def grid_frames(pool: np.ndarray, count: int) -> np.ndarray:
+    """`count` frames spread evenly over the pool (no RNG: resuming must not disturb it)."""
+    return pool[np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int)]
+
+
+def tokenizer_stage(
+    tokenizer: Tokenizer, config: TokenizerStageConfig, source: BatchSource, micro_batch_size: int,
+) -> Stage:
+    tokenizer.perceptual_net()  # read the LPIPS weights now: a missing file fails before training
+
+    def build() -> PhaseParts:
+        objective = TokenizerObjective(tokenizer)
+        return PhaseParts(objective, make_adam(list(tokenizer.parameters()), config.lr))
+
+    return Stage(
+        name=TOKENIZER, steps=config.steps, phases=[Phase(TOKENIZER, 0, build)], source=source,
+        saved_modules={TOKENIZER: tokenizer}, grad_accum=config.grad_accum, micro_batch_size=micro_batch_size,
+        grad_clip=config.grad_clip, items_in=lambda frames: int(frames.shape[0]),
+        tokens_per_item=tokenizer.tokens_per_frame,
+    )
