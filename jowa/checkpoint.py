@@ -94,15 +94,17 @@ class PretrainedMixin:
 def find_model_dir(run: str | Path, kind: str) -> Path:
     """The newest `kind` checkpoint directory (`world_model` or `tokenizer`) inside a run directory.
 
-    Accepts the directory itself, `RUN/{kind}/`, or any nested checkpoint (e.g. `RUN/.../step_N/{kind}`).
+    Accepts the directory itself, `RUN/{kind}/`, a pretraining run (`RUN/final/{kind}/`), or else the
+    most recently written nested checkpoint (e.g. `RUN/world/checkpoints/step_N/{kind}`).
     """
     run = Path(run)
     if not run.is_dir():
         raise CheckpointError(f"Run directory not found: {run}")
     if (run / CONFIG_NAME).is_file() and json.loads((run / CONFIG_NAME).read_text()).get("kind") == kind:
         return run
-    if (run / kind / CONFIG_NAME).is_file():
-        return run / kind
+    for candidate in (run / kind, run / "final" / kind):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
     found = [p.parent for p in run.rglob(f"{kind}/{CONFIG_NAME}") if not any(part.startswith(".") for part in p.parts)]
     if not found:
         raise CheckpointError(f"{run}: no {kind} checkpoint (expected {run / kind / CONFIG_NAME})")
