@@ -99,3 +99,6 @@ class Prefetcher:
                 self._queue.get(timeout=0.1)
             except queue.Empty:
                 pass
+        close = getattr(self.source, "close", None)
+        if close is not None:  # e.g. stop DataLoader worker processes
+            close()

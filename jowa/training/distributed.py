@@ -116,9 +116,10 @@ def finish(code: int = 0) -> None:
     """End a distributed process: barrier → destroy → flush → os._exit.
 
     gloo aborts (SIGABRT) at interpreter exit in a fraction of runs that already finished; leaving
-    through os._exit after tearing the group down avoids it (DESIGN, measured facts).
+    through os._exit after tearing the group down avoids it (DESIGN, measured facts). A failing rank
+    skips the barrier (its peers may be waiting elsewhere); the launcher then stops the others.
     """
-    if dist.is_initialized():
+    if dist.is_initialized() and code == 0:
         try:
             dist.barrier()
             dist.destroy_process_group()

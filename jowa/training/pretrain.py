@@ -222,17 +222,18 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
     return outcome
 
 
-def _wait_for_rank0(seconds: float) -> None:
-    """Barrier on a gloo side group with a long timeout: tokenizing can outlast the main group's."""
-    if dist.is_initialized():
-        group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=seconds))
-        dist.barrier(group=group)
-        dist.destroy_process_group(group)
+def _patient_group(seconds: float) -> Any:
+    """A gloo side group with a long timeout: tokenizing on rank 0 can outlast the main group's timeout."""
+    if not dist.is_initialized():
+        return None
+    return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=seconds))
 
 
 def run_tokenize(p: Plan, options: PretrainOptions, ctx: DistContext) -> None:
+    """Rank 0 encodes every frame once; the other ranks wait for it."""
     from jowa.data.tokenize_replay import tokenize_replay
 
+    group = _patient_group(7 * 24 * 3600)
     if ctx.is_main:
         if not (p.tokenizer_dir / "model.safetensors").is_file():
             raise FileNotFoundError(f"No trained tokenizer at {p.tokenizer_dir}; run stage 1 first")
@@ -245,7 +246,9 @@ def run_tokenize(p: Plan, options: PretrainOptions, ctx: DistContext) -> None:
                      f"{p.tokens_dir} ({report.shards_written} new shards) in {seconds:.1f}s")
         p.record.mark("tokenize", status="done", tokens=str(p.tokens_dir), identity=tokenizer_identity(p.tokenizer_dir),
                       episodes=report.episodes, transitions=report.transitions, seconds=round(seconds, 1))
-    _wait_for_rank0(7 * 24 * 3600)
+    if group is not None:
+        dist.barrier(group=group)
+        dist.destroy_process_group(group)
 
 
 def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutcome:

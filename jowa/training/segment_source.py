@@ -48,3 +48,7 @@ class SegmentSource:
             raise RuntimeError("SegmentSource.load_state_dict after its workers started")
         self.dataset.load_state_dict(state, self.num_workers)
         self.consumed = int(state["batches"])
+
+    def close(self) -> None:
+        """Stop the DataLoader workers (the iterator's finaliser shuts them down)."""
+        self._iterator = None
