@@ -191,3 +191,23 @@ def test_existing_checkpoints_need_resume_and_matching_facts(tmp_path: Path) -> 
     stage.facts["tokenizer"] = "xyz"
     with pytest.raises(ResumeError, match="tokenizer: checkpoint 'abc', this run 'xyz'"):
         train_stage(stage, CTX, settings(resume=True), tmp_path)
+
+
+def test_wandb_is_used_only_when_asked_and_never_prompts(tmp_path: Path, monkeypatch) -> None:
+    import builtins
+
+    from jowa.training.logger import TrainLogger
+
+    logger = TrainLogger(tmp_path, "world", LoggingConfig(progress_bar=False), CTX, 10, 0)
+    assert logger.wandb is None and logger.writer is not None
+    logger.close()
+    real_import = builtins.__import__
+
+    def no_wandb(name, *args, **kwargs):
+        if name == "wandb":
+            raise ImportError("No module named 'wandb'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_wandb)
+    with pytest.raises(RuntimeError, match="wandb is not installed"):
+        TrainLogger(tmp_path, "world", LoggingConfig(wandb=True, progress_bar=False), CTX, 10, 0)

@@ -47,12 +47,12 @@ class TrainLogger:
         if not self.active:
             return
         directory.mkdir(parents=True, exist_ok=True)
+        if config.wandb:  # first: a missing package or login fails before anything else is opened
+            self.wandb = _start_wandb(config, stage, directory, run_config or {})
         if config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(directory))
-        if config.wandb:
-            self.wandb = _start_wandb(config, stage, directory, run_config or {})
         if config.progress_bar:
             self.bar = tqdm(total=total_steps, initial=initial_step, desc=stage, file=sys.stderr,
                             dynamic_ncols=True, smoothing=0.1)
