@@ -61,31 +61,37 @@ class Record:
 
 
 class NaNAt(nn.Module):
-    """Adds a constant NaN to the loss on chosen forward calls, counted over all phases (`counter`).
-    The NaN does not depend on the parameters, so without the guard the gradient would stay finite."""
+    """On chosen forward calls (counted over all phases in `counter`), either adds a constant NaN to
+    the loss — its gradient alone would stay finite — or (`gradient=True`) keeps the loss finite and
+    makes the gradient NaN: d sqrt(x)/dx at 0 is inf, times the 0 upstream."""
 
-    def __init__(self, inner: nn.Module, calls: set[int], counter: list[int]) -> None:
+    def __init__(self, inner: nn.Module, calls: set[int], counter: list[int], gradient: bool) -> None:
         super().__init__()
         self.inner = inner
         self.calls = calls
         self.counter = counter
+        self.gradient = gradient
 
     def forward(self, batch) -> ObjectiveOutput:
         out = self.inner(batch)
         self.counter[0] += 1
         if self.counter[0] in self.calls:
-            out = ObjectiveOutput(out.loss + float("nan"), out.terms)
+            if self.gradient:
+                weight = next(self.inner.parameters())
+                out = ObjectiveOutput(out.loss + torch.sqrt((weight - weight).sum()) * 0, out.terms)
+            else:
+                out = ObjectiveOutput(out.loss + float("nan"), out.terms)
         return out
 
 
-def inject_nan(stage: Stage, calls: set[int]) -> None:
+def inject_nan(stage: Stage, calls: set[int], gradient: bool = False) -> None:
     counter = [0]
     for phase in stage.phases:
         build = phase.build
 
         def wrapped(build=build):
             parts = build()
-            parts.objective = NaNAt(parts.objective, calls, counter)
+            parts.objective = NaNAt(parts.objective, calls, counter, gradient)
             return parts
 
         phase.build = wrapped
@@ -113,14 +119,15 @@ def test_losses_fall_phases_switch_and_target_follows(tmp_path: Path) -> None:
     assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
-def test_nonfinite_loss_skips_the_step_and_is_counted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gradient", [False, True], ids=["nan-loss", "nan-gradient"])
+def test_nonfinite_step_is_skipped_and_counted(tmp_path: Path, gradient: bool) -> None:
     model, stage = make_stage(steps=6, critic_start=3)
     record = Record(model)
     stage.hooks.append(record)
-    inject_nan(stage, {2})  # the 2nd forward = step 2
+    inject_nan(stage, {2, 5}, gradient)  # forward calls 2 and 5 = steps 2 (world-model phase) and 5 (critic)
     outcome = train_stage(stage, CTX, settings(), tmp_path)
-    assert outcome.state.skipped_steps == 1 and outcome.state.bad_in_row == 0
-    assert torch.equal(record.after[2], record.after[1])  # step 2 changed nothing
+    assert outcome.state.skipped_steps == 2 and outcome.state.bad_in_row == 0
+    assert torch.equal(record.after[2], record.after[1]) and torch.equal(record.after[5], record.after[4])
     assert not torch.equal(record.after[3], record.after[2])  # training went on
     assert all(torch.isfinite(v).all() for v in record.after.values())
 
