@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, type=Path, help="pretrained run directory (RUN/final/{tokenizer,world_model})")
+    parser.add_argument("--run", required=True, type=Path,
+                        help="pretrained run directory (RUN/final/{tokenizer,world_model})")
     parser.add_argument("--game", required=True, help="the game to adapt to, e.g. Breakout")
     parser.add_argument("--replay", required=True, type=Path, help="replay root ({Game}/{run}/replay_logs)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
@@ -35,7 +36,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="fine-tuning config name (configs/finetune/) or YAML path")
     parser.add_argument("--allow-pretrained-game", action="store_true",
                         help="fine-tune on a game the model was pretrained on (not few-shot transfer)")
-    parser.add_argument("--pretrained-games", help="comma-separated, when the run does not record them")
+    parser.add_argument("--pretrained-games",
+                        help="comma-separated, when the run does not record them ('none': a model from scratch)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the fine-tuning config")
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         run=args.run, game=args.game, out=args.out, replay=args.replay, config=args.config,
         transitions=args.transitions, select=args.select, steps=args.steps, imagine=args.imagine,
         overrides=list(args.overrides), allow_pretrained_game=args.allow_pretrained_game,
-        pretrained_games=[g.strip() for g in args.pretrained_games.split(",")] if args.pretrained_games else None,
+        pretrained_games=None if args.pretrained_games is None else
+        [g.strip() for g in args.pretrained_games.split(",") if g.strip() and g.strip() != "none"],
         resume=args.resume, device=args.device,
     )
     try:
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for record in summary.get("evaluations", []):
         print(f"  eval step {record['step']:>6}: mean return {record['mean_return']:.2f}")
     if "final" in summary:
-        print(f"final model: {summary['final']['directory']} ({summary['final']['selected']}, step {summary['final']['step']})")
+        final = summary["final"]
+        print(f"final model: {final['directory']} ({final['selected']}, step {final['step']})")
     if "report" in summary:
         r = summary["report_returns"]
         print(f"report: {summary['report']} (mean return {r['agent']['mean']:.2f}, random {r['random']['mean']:.2f})")

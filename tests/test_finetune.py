@@ -92,7 +92,8 @@ def test_finetune_trains_with_imagination_evaluates_and_reloads(pretrained: Path
     model, tokenizer = load_run(out, torch.device("cpu"))  # what plan.py --run OUT loads: final/
     assert isinstance(model, WorldActionModel) and tokenizer.config.vocab_size == 32
     before, after = weights(pretrained / "final" / "world_model"), weights(out / "last" / "world_model")
-    for name in ("head_q.head_module.params.0", "head_rewards.head_module.0.weight", "task_emb.embedding_tables.1.weight"):
+    moved = ("head_q.head_module.params.0", "head_rewards.head_module.0.weight", "task_emb.embedding_tables.1.weight")
+    for name in moved:
         assert not torch.equal(before[name], after[name]), name
     assert not torch.equal(before["transformer.blocks.0.mlp.0.weight"], after["transformer.blocks.0.mlp.0.weight"])
     assert all(torch.equal(v, weights(out / "last" / "tokenizer")[k])
@@ -125,7 +126,8 @@ def test_frozen_backbone_and_tokenizer_finetuning(pretrained: Path, replay: Path
 def test_bad_inputs_fail_before_any_work(pretrained: Path, replay: Path, tmp_path: Path, caplog) -> None:
     with pytest.raises(ValueError, match="Pong is one of the games .* pretrained on .*--allow-pretrained-game"):
         prepare(options(pretrained, replay, tmp_path / "a", game="Pong", transitions=50))
-    allowed = prepare(options(pretrained, replay, tmp_path / "a", game="Pong", transitions=50, allow_pretrained_game=True))
+    allowed = prepare(options(pretrained, replay, tmp_path / "a", game="Pong", transitions=50,
+                              allow_pretrained_game=True))
     assert "not few-shot transfer" in allowed.warnings[0]
     with pytest.raises(NotEnoughData, match="holds 155 transitions in complete episodes; asked for 5000"):
         prepare(options(pretrained, replay, tmp_path / "a", transitions=5000))

@@ -42,7 +42,7 @@ def test_random_and_last_fraction_draw_whole_episodes_in_stream_order() -> None:
 def test_too_few_transitions_is_a_clear_error() -> None:
     with pytest.raises(NotEnoughData, match="holds 300 transitions in complete episodes; asked for 301"):
         choose(SPANS, 301, "first")
-    with pytest.raises(NotEnoughData, match=r"holds 150 transitions .* in the last 0.5 of the stream \(of 300 in all\)"):
+    with pytest.raises(NotEnoughData, match=r"holds 150 transitions .* in the last 0.5 of the stream \(of 300 in"):
         choose(SPANS, 151, "last-fraction=0.5")
     with pytest.raises(ValueError, match="choose first, last, random or last-fraction"):
         choose(SPANS, 10, "middle")

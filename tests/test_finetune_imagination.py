@@ -94,7 +94,8 @@ def model() -> WorldActionModel:
 def random_segments(count: int, game: str = "Breakout", seed: int = 1) -> Batch:
     g = torch.Generator().manual_seed(seed)
     return Batch(
-        observations=torch.randint(0, 32, (count, L, 36), generator=g), actions=torch.randint(0, 4, (count, L), generator=g),
+        observations=torch.randint(0, 32, (count, L, 36), generator=g),
+        actions=torch.randint(0, 4, (count, L), generator=g),
         rewards=torch.randint(-1, 2, (count, L), generator=g).float(), ends=torch.zeros(count, L, dtype=torch.long),
         mask_padding=torch.ones(count, L, dtype=torch.bool), tasks=torch.full((count,), task_id(game)),
     )

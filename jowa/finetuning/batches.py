@@ -125,7 +125,8 @@ class FinetuneBatches:
             return torch.zeros(0, *FRAME, dtype=torch.uint8)
         picks = np.random.default_rng([self.seed, 2, k]).integers(0, self._offsets[-1], self.tokenizer_frames)
         episode = np.searchsorted(self._offsets, picks, side="right") - 1
-        return torch.from_numpy(np.stack([self.episodes[e].frames[p - self._offsets[e]] for e, p in zip(episode, picks)]))
+        frames = [self.episodes[e].frames[p - self._offsets[e]] for e, p in zip(episode, picks)]
+        return torch.from_numpy(np.stack(frames))
 
     def state_dict(self) -> dict[str, Any]:
         return {"batches": self.consumed, "seed": self.seed, "segments": self.num_segments,

@@ -88,7 +88,8 @@ def game_spans(replay: str | os.PathLike, game: str) -> list[EpisodeSpan]:
     """Every complete episode of `game` under `replay`, runs in run order (no frames are read)."""
     game = check_game(game)
     if not (Path(replay) / game).is_dir():
-        raise FileNotFoundError(f"No replay data for {game} under {replay} (expected {Path(replay) / game}/<run>/replay_logs)")
+        raise FileNotFoundError(f"No replay data for {game} under {replay} "
+                                f"(expected {Path(replay) / game}/<run>/replay_logs)")
     spans = [span for run in list_runs(replay, game) for span in scan_run(replay, game, run)]
     if not spans:
         raise NotEnoughData(f"{replay}/{game} holds no complete episode")

@@ -30,9 +30,9 @@ from jowa.checkpoint import WEIGHTS_NAME, CheckpointError, find_model_dir
 from jowa.config import apply_overrides, to_dict
 from jowa.data.replay import EpisodeSpan
 from jowa.evaluation.runner import EvaluationSettings, evaluate_run, resolve_settings
-from jowa.finetuning.config import FinetuneConfig, imagined_per_batch, load_finetune, validate
-from jowa.finetuning.data import Pick, choose, game_spans, load_game_data
-from jowa.finetuning.evaluation import PeriodicEvaluation, write_json
+from jowa.finetuning.config import FinetuneConfig, load_finetune, validate
+from jowa.finetuning.data import Pick, choose, game_spans
+from jowa.finetuning.evaluation import write_json
 from jowa.finetuning.task_rows import resolve_task_row
 from jowa.games import check_game, task_id
 from jowa.training.loop import LoopSettings, StageOutcome, train_stage
@@ -158,10 +158,12 @@ def prepare(options: FinetuneOptions) -> FinetunePlan:
     record = run_record(model_dir)
     config = _config(options, record.get("size") if record else None)
     if config.data.segment_length > model_config.max_blocks:
-        raise ValueError(f"data.segment_length {config.data.segment_length} exceeds the model's {model_config.max_blocks} blocks")
+        raise ValueError(f"data.segment_length {config.data.segment_length} exceeds the model's "
+                         f"{model_config.max_blocks} blocks")
 
     warnings: list[str] = []
-    pretrained = [check_game(g) for g in options.pretrained_games] if options.pretrained_games else recorded_games(record)
+    pretrained = ([check_game(g) for g in options.pretrained_games] if options.pretrained_games is not None
+                  else recorded_games(record))
     if pretrained is None:
         warnings.append(f"{options.run} does not record its pretraining games (no run.json with a token index); "
                         f"cannot check that {game} is unseen (pass --pretrained-games)")
@@ -217,7 +219,8 @@ def finetune(options: FinetuneOptions) -> dict[str, Any]:
     plan = prepare(options)
     ctx = init_distributed(str(plan.device))
     if ctx.world_size > 1:
-        raise ValueError("fine-tuning runs in one process (the official fine-tuning used one GPU); launch it with python")
+        raise ValueError("fine-tuning runs in one process (the official fine-tuning used one GPU): "
+                         "launch it with python, not torchrun or deepspeed")
     config, out = plan.config, options.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -86,14 +86,16 @@ def build_finetune(plan: "FinetunePlan", options: "FinetuneOptions", facts: dict
     )
     imagination = None
     if im.enabled:
-        buffer = SegmentBuffer(im.buffer_factor * source.num_segments, d.segment_length, seed=config.seed + im.seed_offset)
+        capacity = im.buffer_factor * source.num_segments
+        buffer = SegmentBuffer(capacity, d.segment_length, seed=config.seed + im.seed_offset)
         imagination = Imagination(buffer, PlannerOptions(beam_width=im.beam_width, horizon=im.horizon), im.after,
                                   imagined_per_batch(config))
     objective = FinetuneObjective(model, tokenizer, config.loss, imagination, config.tokenizer.train)
 
     def build() -> PhaseParts:
         optimizer = make_adamw(param_groups(model, tokenizer, config), config.betas, config.eps)
-        return PhaseParts(objective, optimizer, make_schedule(optimizer, config.schedule, config.warmup_steps, config.steps))
+        schedule = make_schedule(optimizer, config.schedule, config.warmup_steps, config.steps)
+        return PhaseParts(objective, optimizer, schedule)
 
     hooks: list = [TargetUpdate(model, config.target_update_every), StepCounter(objective)]
     evaluation = None
