@@ -17,15 +17,6 @@ class AttentionCache(Protocol):
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor: ...
 
-    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
-        """Store the new `[B, H, n, hd]` keys/values, then attend causally over all of them -> [B, H, n, hd]."""
-        num_cached = self.length
-        keys, values = self.write(layer, k, v)
-        if num_cached == 0:
-            return F.scaled_dot_product_attention(q, keys, values, dropout_p=dropout, is_causal=q.shape[2] > 1)
-        mask = causal_mask(q.shape[2], num_cached, q.device)
-        return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout)
-
     def advance(self, num_new: int) -> None: ...
 
 
