@@ -1,0 +1,75 @@
+"""Training configs, the global-batch split, DeepSpeed JSON handling and launcher detection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jowa.config import CONFIG_DIR, apply_overrides
+from jowa.training.config import load_training, micro_batch_size, validate
+from jowa.training.deepspeed_engine import load_deepspeed_config
+from jowa.training.distributed import detect_launcher
+from jowa.training.engine import EngineSpec
+from jowa.training.pretrain import yaml_friendly
+
+
+def test_shipped_configs_load_and_official_values() -> None:
+    official = load_training("official")
+    assert (official.world.batch_size, official.world.steps, official.world.critic_start) == (512, 1_750_000, 250_000)
+    assert (official.world.lr, official.world.critic_phase_lr, official.world.critic_lr) == (1e-4, 5e-5, 5e-5)
+    assert (official.tokenizer.batch_size, official.tokenizer.lr, official.world.target_update_every) == (2048, 1e-4, 1000)
+    assert official.world.schedule == "constant" and official.world.weight_decay == 0.01
+    tiny = load_training("tiny")
+    assert tiny.world.steps < 1000 and tiny.world.critic_start < tiny.world.steps
+
+
+def test_global_batch_splits_exactly() -> None:
+    assert micro_batch_size(512, 1, 8) == 64  # the official 512 on 8 GPUs
+    assert micro_batch_size(512, 4, 8) == 16
+    with pytest.raises(ValueError, match="does not split into grad_accum 3 × world size 2"):
+        micro_batch_size(16, 3, 2)
+
+
+def test_validation_names_the_bad_setting() -> None:
+    config = apply_overrides(load_training("tiny"), ["world.critic_start=5000"])
+    with pytest.raises(ValueError, match="world.critic_start 5000 must lie in"):
+        validate(config)
+    with pytest.raises(ValueError, match="world.schedule 'cyclic'"):
+        validate(apply_overrides(load_training("tiny"), ["world.schedule=cyclic"]))
+
+
+def test_deepspeed_json_gets_batch_accumulation_and_clipping_from_the_training_config(tmp_path: Path) -> None:
+    spec = EngineSpec(grad_accum=4, micro_batch_size=16, grad_clip=1.0, precision="bf16")
+    for name, stage in (("zero1", 1), ("zero2", 2)):
+        config = load_deepspeed_config(CONFIG_DIR / "deepspeed" / f"{name}.json", spec, world_size=8)
+        assert config["zero_optimization"]["stage"] == stage
+        assert (config["train_batch_size"], config["train_micro_batch_size_per_gpu"]) == (512, 16)
+        assert (config["gradient_accumulation_steps"], config["gradient_clipping"]) == (4, 1.0)
+    stage3 = tmp_path / "z3.json"
+    stage3.write_text(json.dumps({"zero_optimization": {"stage": 3}}))
+    with pytest.raises(ValueError, match="stage 3 is not supported"):
+        load_deepspeed_config(stage3, spec, 8)
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps({"zero_optimization": {"stage": 1}, "train_batch_size": 64}))
+    with pytest.raises(ValueError, match="set by the training config"):
+        load_deepspeed_config(clash, spec, 8)
+
+
+def test_launcher_detection(monkeypatch) -> None:
+    for name in ("CROSS_RANK", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert detect_launcher(["pretrain.py"]) == "single"
+    assert detect_launcher(["pretrain.py", "--local_rank=1"]) == "deepspeed"
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")
+    assert detect_launcher(["pretrain.py"]) == "torchrun"
+    monkeypatch.setenv("CROSS_RANK", "0")
+    assert detect_launcher(["pretrain.py"]) == "deepspeed"
+
+
+def test_exponent_floats_are_made_yaml_friendly() -> None:
+    assert yaml_friendly("tokenizer.lr=3e-4") == "tokenizer.lr=3.0e-4"
+    assert yaml_friendly("world.lr=1.5e-3") == "world.lr=1.5e-3"
+    assert yaml_friendly("world.steps=10") == "world.steps=10"
+    assert apply_overrides(load_training("tiny"), [yaml_friendly("world.lr=3e-4")]).world.lr == 3e-4
