@@ -37,7 +37,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokenizer-steps", type=int, help="shortcut for tokenizer.steps=N")
     parser.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)  # from the deepspeed launcher
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # key=value overrides may sit between options
 
 
 def main(argv: list[str] | None = None) -> int:
