@@ -238,6 +238,10 @@ def train_stage(
     stage: Stage, ctx: DistContext, settings: LoopSettings, root: Path, run_config: dict[str, Any] | None = None,
 ) -> StageOutcome:
     """Train `stage` under `root` (checkpoints/ and tb/ inside) until `stage.steps` or SIGTERM."""
+    if ctx.device.type == "cpu":
+        # Measured: mid-training the VQ tokenizer produces denormal floats that make CPU steps ~10× slower
+        # (1 s → 11 s per step for tiny); flushing them to zero left every logged loss unchanged.
+        torch.set_flush_denormal(True)
     run = _Run(stage, ctx, settings, root)
     outcome = StageOutcome("finished", run.state, None)
     rank_state: RankState | None = None
