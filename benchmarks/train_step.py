@@ -6,8 +6,10 @@ engine (forward, guarded backward, clip, AdamW) → target updates → logging, 
 
 Shards of random tokens (2 games, 200-step episodes) are written to a temporary directory first.
 Timing starts after `--warmup` steps; tokens/s counts every token of the 8-step segments (296 per
-segment, padding included), as the model processes them. The machine may be shared: compare rows
-of one run, not runs of different days.
+segment, padding included), as the model processes them. Each row also times the bare step (one
+fixed batch in memory: forward, backward, AdamW; no loader, guard, clipping or bookkeeping) right
+after, so `loop/bare` shows what the loop costs. The machine may be shared: compare rows of one
+run, not runs of different days.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import torch  # noqa: E402
 from jowa.config import load_size  # noqa: E402
 from jowa.data.segments import SegmentDataset  # noqa: E402
 from jowa.data.shards import ShardWriter, write_index  # noqa: E402
+from jowa.config import CriticLossConfig  # noqa: E402
 from jowa.model.world_model import WorldActionModel  # noqa: E402
+from jowa.objective import compute_losses  # noqa: E402
 from jowa.training.config import CheckpointConfig, LoggingConfig, WorldStageConfig  # noqa: E402
 from jowa.training.distributed import init_distributed  # noqa: E402
 from jowa.training.loop import LoopSettings, train_stage  # noqa: E402
@@ -61,6 +65,25 @@ class Clock:
         pass
 
 
+def bare_tokens_per_s(model: WorldActionModel, batch, steps: int, precision: str) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.head_q.requires_grad_(True)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def step() -> None:
+        with autocast:
+            terms, _ = compute_losses(model, batch, True, CriticLossConfig())
+        terms.total.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch.observations.numel() / 36 * 37 / (time.perf_counter() - started)
+
+
 def measure(size: str, batch: int, steps: int, warmup: int, workers: int, precision: str, root: Path) -> dict[str, float]:
     config = load_size(size).world_model
     shards = root / f"shards-{config.obs_vocab_size}"
@@ -81,7 +104,9 @@ def measure(size: str, batch: int, steps: int, warmup: int, workers: int, precis
     train_stage(stage, ctx, settings, run_dir)
     seconds = clock.times[total] - clock.times[warmup]
     tokens = steps * batch * world.segment_length * config.tokens_per_block
+    fixed = next(iter(SegmentDataset(shards, batch_size=batch, seed=1, rank=0, world_size=1, shuffle_buffer=64)))
     return {"tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps,
+            "bare_tokens_per_s": bare_tokens_per_s(model, fixed, max(steps // 2, 2), precision),
             "params_M": sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6}
 
 
@@ -95,14 +120,16 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16 (autocast)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, eager, critic phase (all losses)")
-    print(f"{'size':<6}{'params':>9}{'batch':>7}{'workers':>9}{'precision':>11}{'ms/step':>10}{'tokens/s':>11}")
+    print(f"{'size':<6}{'params':>9}{'batch':>7}{'workers':>9}{'precision':>11}{'ms/step':>10}{'tokens/s':>11}"
+          f"{'bare tok/s':>12}{'loop/bare':>11}")
     with tempfile.TemporaryDirectory(prefix="jowa-bench-") as tmp:
         for size in args.sizes.split(","):
             for precision in args.precisions.split(","):
                 for workers in (int(w) for w in args.workers.split(",")):
                     r = measure(size, args.batch, args.steps, args.warmup, workers, precision, Path(tmp))
                     print(f"{size:<6}{r['params_M']:>8.1f}M{args.batch:>7}{workers:>9}{precision:>11}"
-                          f"{r['ms_per_step']:>10.0f}{r['tokens_per_s']:>11.0f}", flush=True)
+                          f"{r['ms_per_step']:>10.0f}{r['tokens_per_s']:>11.0f}{r['bare_tokens_per_s']:>12.0f}"
+                          f"{r['tokens_per_s'] / r['bare_tokens_per_s']:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":
