@@ -84,8 +84,11 @@ class KVCache:
 
     def select(self, index: torch.Tensor) -> "KVCache":
         """A new cache whose row i is row `index[i]` of this one (replicate with repeat_interleave indices)."""
-        keys = self.keys.new_empty((self.keys.shape[0], index.numel(), *self.keys.shape[2:]))
-        values = torch.empty_like(keys)
-        keys[:, :, :, : self.length] = self.keys[:, :, :, : self.length].index_select(1, index)
-        values[:, :, :, : self.length] = self.values[:, :, :, : self.length].index_select(1, index)
-        return KVCache(keys, values, self.length)
+        return KVCache(select_rows(self.keys, index, self.length), select_rows(self.values, index, self.length), self.length)
+
+
+def select_rows(cache: torch.Tensor, index: torch.Tensor, length: int) -> torch.Tensor:
+    """[L, B, H, capacity, hd] -> [L, len(index), H, capacity, hd], copying only the first `length` tokens."""
+    out = cache.new_empty((cache.shape[0], index.numel(), *cache.shape[2:]))
+    out[:, :, :, :length] = cache[:, :, :, :length].index_select(1, index)
+    return out

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from jowa.model.kv_cache import KVCache, causal_mask
+from jowa.model.kv_cache import KVCache, causal_mask, select_rows
 
 
 class SharedPrefixCache:
@@ -60,10 +60,8 @@ class SharedPrefixCache:
 
     def select(self, index: torch.Tensor) -> "SharedPrefixCache":
         """Row i of the result is row `index[i]`; `index` must keep rows grouped by environment."""
-        keys = self.tail_keys.new_empty((self.tail_keys.shape[0], index.numel(), *self.tail_keys.shape[2:]))
-        values = torch.empty_like(keys)
-        keys[:, :, :, : self.tail_length] = self.tail_keys[:, :, :, : self.tail_length].index_select(1, index)
-        values[:, :, :, : self.tail_length] = self.tail_values[:, :, :, : self.tail_length].index_select(1, index)
+        keys = select_rows(self.tail_keys, index, self.tail_length)
+        values = select_rows(self.tail_values, index, self.tail_length)
         return SharedPrefixCache(self.prefix, self.row_env[index], keys, values, self.tail_length)
 
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
