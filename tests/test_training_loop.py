@@ -17,6 +17,7 @@ from jowa.training.checkpoints import MANIFEST, CheckpointManager, CorruptCheckp
 from jowa.training.config import CheckpointConfig, LoggingConfig, WorldStageConfig
 from jowa.training.distributed import init_distributed
 from jowa.training.loop import LoopSettings, ResumeError, Stage, TrainingDiverged, train_stage
+from jowa.training.logger import read_metrics
 from jowa.training.objectives import ObjectiveOutput
 from jowa.training.state import seed_everything
 from jowa.training.synthetic import SyntheticSegments
@@ -117,6 +118,10 @@ def test_losses_fall_phases_switch_and_target_follows(tmp_path: Path) -> None:
     reloaded = WorldActionModel.from_pretrained(final / "world_model")
     assert torch.equal(flat(reloaded), flat(model))
     assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
+    metrics = read_metrics(tmp_path / "metrics.jsonl")
+    assert list(metrics["loss/loss_obs"]) == list(range(2, 17, 2))
+    assert metrics["loss/loss_obs"][16] == pytest.approx(outcome.last_losses["loss_obs"], rel=1e-6)
+    assert min(metrics["loss/loss_td_error"]) > 6  # critic terms only from the critic phase on
 
 
 @pytest.mark.parametrize("gradient", [False, True], ids=["nan-loss", "nan-gradient"])
@@ -156,6 +161,10 @@ def test_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path: Path
     assert len(outcome.problems) == 1
     assert "step_00000006" in outcome.problems[0] and "world_model/model.safetensors" in outcome.problems[0]
     assert outcome.state.step == 8
+    # steps 5-6 were logged twice (before the corrupt checkpoint and after resuming): one value each
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert sum('"step": 6,' in line for line in lines) == 2
+    assert list(read_metrics(tmp_path / "metrics.jsonl")["loss/loss_obs"]) == [2, 3, 4, 6, 8]  # 3: the phase switch
 
 
 def test_truncated_and_unfinished_checkpoints_are_not_valid(tmp_path: Path) -> None:

@@ -256,7 +256,8 @@ def train_stage(
                           f"({run.checkpoints.finished()[0].name}); resume them (--resume) or use a new run directory")
     if run.engine is None:
         run.enter_phase(_phase_index(stage.phases, run.state.step))
-    logger = TrainLogger(root / "tb", stage.name, settings.logging, ctx, stage.steps, run.state.step, run_config)
+    logger = TrainLogger(root / "tb", stage.name, settings.logging, ctx, stage.steps, run.state.step, run_config,
+                         metrics=root / "metrics.jsonl")
     for problem in outcome.problems:
         logger.message(problem)
     if outcome.resumed_from is not None:
