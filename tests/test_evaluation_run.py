@@ -70,3 +70,41 @@ def test_full_report_from_a_small_run(small_run, tmp_path, greedy: bool) -> None
         assert (out / name).stat().st_size > 0, name
     assert (out / "videos" / "Pong.gif").read_bytes()[:3] == b"GIF"
     assert report["settings"]["planner"] == ("greedy" if greedy else "beam search H=1")
+
+
+def test_plan_cli_writes_reports(small_run, tmp_path, capsys) -> None:
+    """The README's plan.py commands, with episodes capped at a few steps."""
+    import importlib.util
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("plan_cli", repo / "plan.py")
+    plan_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plan_cli)
+    quick = ["--run", str(small_run), "--episodes", "2", "--envs", "2", "--max-steps", "4", "--device", "cpu"]
+
+    def run(*args: str) -> dict:
+        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
+        assert plan_cli.main([*quick, *args, "--out", str(out)]) == 0
+        assert f"report: {out / 'report.md'}" in capsys.readouterr().out
+        return json.loads((out / "report.json").read_text())
+
+    planned = run("--games", "Pong,Breakout", "-K", "2", "-H", "2", "--context", "6", "--protocol", "jowa")
+    assert planned["settings"]["planner"] == "beam search H=2" and planned["baseline"] is None
+    assert planned["settings"]["per_game"]["Pong"] == {"context": 6, "beam_width": 2}
+
+    greedy = run("--games", "Pong,Breakout", "--greedy", "--random-baseline", "--video", "--video-frames", "3")
+    assert greedy["settings"]["planner"] == "greedy" and sorted(greedy["baseline"]["games"]) == ["Breakout", "Pong"]
+    assert len(list((tmp_path / "r1" / "videos").glob("*.gif"))) == 2
+
+    table = run("--games", "Assault,Seaquest", "--settings", str(repo / "configs/eval/jowa_150M.yaml"))
+    assert table["settings"]["horizon"] == 2
+    assert table["settings"]["per_game"] == {"Assault": {"context": 4, "beam_width": 2},
+                                             "Seaquest": {"context": 6, "beam_width": 4}}
+
+    standard = run("--games", "Breakout", "--protocol", "standard")
+    assert standard["settings"]["protocol"]["sticky"] == 0.25
+    assert standard["results"]["games"]["Breakout"]["metadata"]["mean_episode_steps"] == 4
+
+    assert plan_cli.main([*quick, "--games", "Pong", "-H", "7", "--out", str(tmp_path / "bad")]) == 2
+    assert "error: " in capsys.readouterr().err and not (tmp_path / "bad").exists()

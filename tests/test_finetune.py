@@ -105,6 +105,23 @@ def test_finetune_trains_with_imagination_evaluates_and_reloads(pretrained: Path
     assert longer["step"] == 6 and [r["step"] for r in longer["evaluations"]] == [2, 4, 6]
 
 
+def test_finetune_cli_trains_and_writes_the_final_model(pretrained: Path, replay: Path, tmp_path: Path, capsys) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("finetune_cli", REPO / "finetune.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = tmp_path / "cli"
+    code = cli.main(["--run", str(pretrained), "--game", "Breakout", "--replay", str(replay), "--transitions", "120",
+                     "--out", str(out), "--steps", "2", "--from", "last", *FAST, "logging.progress_bar=false"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "finetune: Breakout from" in printed and "120 transitions" in printed
+    assert f"final model: {out / 'final'}" in printed and "report: " in printed
+    assert (out / "final" / "world_model" / "model.safetensors").is_file()
+    assert json.loads((out / "finetune.json").read_text())["config"]["data"]["select"] == "last"
+
+
 def test_frozen_backbone_and_tokenizer_finetuning(pretrained: Path, replay: Path, tmp_path: Path) -> None:
     out = tmp_path / "heads"
     overrides = [*FAST, "train=heads_and_task", "tokenizer.train=true", "tokenizer.frames=4", "evaluation.every=0",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -60,7 +62,10 @@ def test_math_attention_is_bit_identical_to_the_official_forward(model, ref) -> 
     assert torch.equal(out.logits_q, f["logits_q"])
 
 
-def test_cli_exits_non_zero_on_a_mismatch(monkeypatch, ref, capsys) -> None:
+def test_cli_passes_on_the_fixtures_and_fails_on_a_mismatch(monkeypatch, ref, capsys) -> None:
+    assert parity.main([str(ref)]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and re.search(r"(\d+) of \1 quantities match", out)
     monkeypatch.setattr(parity, "run_parity", lambda _ref: [ParityRow("a", 0.0, True, True), ParityRow("b", 1.0, False, False)])
     assert parity.main([str(ref)]) == 1
     assert "FAILED: b" in capsys.readouterr().out

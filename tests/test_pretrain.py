@@ -4,6 +4,7 @@ that must fail before any training starts."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,45 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path) -> None:
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "error: Unknown size '7B'" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def first_stages(replay: Path, tmp_path_factory) -> Path:
+    """A run with the tokenizer trained and the replay tokenized, for launches of the world stage alone."""
+    out = tmp_path_factory.mktemp("first_stages")
+    for stage in ("tokenizer", "tokenize"):
+        pretrain(PretrainOptions(size="tiny", out=out, replay=replay, stage=stage, overrides=FAST), CTX)
+    return out
+
+
+@pytest.mark.parametrize("launcher", ["deepspeed", "torchrun"])
+def test_pretrain_script_under_a_multi_rank_launcher(launcher: str, replay: Path, first_stages: Path,
+                                                     tmp_path: Path) -> None:
+    """The README's multi-GPU commands on 2 CPU ranks: DeepSpeed (ZeRO-2) runs every stage from the replay;
+    torchrun (DDP) runs the world stage from existing shards and tokenizer."""
+    import shutil
+    import socket
+
+    if shutil.which(launcher) is None:
+        pytest.skip(f"the {launcher} launcher is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = tmp_path / "run"
+    if launcher == "deepspeed":
+        command = ["deepspeed", "--num_gpus", "2", "--master_port", port, "pretrain.py", "--size", "tiny",
+                   "--replay", str(replay), "--out", str(out), *FAST,
+                   "engine.deepspeed_config=configs/deepspeed/zero2.json"]
+    else:
+        command = ["torchrun", "--nproc_per_node", "2", "--master_port", port, "pretrain.py", "--size", "tiny",
+                   "--tokens", str(first_stages / "tokens"), "--tokenizer", str(first_stages / "final" / "tokenizer"),
+                   "--out", str(out), *FAST]
+    done = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads((out / "run.json").read_text())
+    stages = ["tokenizer", "tokenize", "world"] if launcher == "deepspeed" else ["world"]
+    assert [s for s in stages if record["stages"].get(s, {}).get("status") == "done"] == stages
+    assert f"{launcher} launch, rank 0/2" in done.stdout
+    model = WorldActionModel.from_pretrained(out / "final" / "world_model")
+    assert model.config.obs_vocab_size == 512

@@ -152,3 +152,31 @@ def test_checkpoint_tokenizer_is_loaded_lazily_with_its_sha256(tmp_path):
     with pytest.raises(ValueError, match="not a checkpoint directory"):
         load_encoder(str(tmp_path / "nowhere"))
     assert finished_records(tmp_path / "nowhere") == []
+
+
+def test_prepare_cli_tokenizes_a_subsample_and_shows_info(replay, tmp_path, capsys):
+    """The README's prepare.py commands: a checkpoint tokenizer, the JOWA subsample, then `info`."""
+    import importlib.util
+
+    from jowa.config import TokenizerConfig
+    from jowa.tokenizer import Tokenizer
+
+    spec = importlib.util.spec_from_file_location("prepare", Path(__file__).resolve().parent.parent / "data/atari/prepare.py")
+    prepare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare)
+    torch.manual_seed(0)
+    Tokenizer(TokenizerConfig(vocab_size=64, embed_dim=8, z_channels=8, ch=4, num_res_blocks=1, attn_resolutions=(),
+                              lpips_net="none")).save_pretrained(tmp_path / "tok")
+    out = tmp_path / "tokens"
+    prepare.main(["tokenize", "--replay", str(replay), "--tokenizer", str(tmp_path / "tok"), "--out", str(out),
+                  "--runs-per-game", "1", "--transitions-per-game", "100", "--device", "cpu"])
+    index = json.loads((out / INDEX_NAME).read_text())
+    assert set(index["games"]) == {"Pong", "Breakout"}
+    assert all(g["transitions"] >= 100 for g in index["games"].values())  # whole episodes up to the budget
+    capsys.readouterr()
+    prepare.main(["info", "--out", str(out)])
+    shown = capsys.readouterr().out
+    assert "Pong" in shown and "Breakout" in shown and "bytes/transition" in shown
+    with pytest.raises(SystemExit, match="error: "):
+        prepare.main(["tokenize", "--replay", str(tmp_path / "missing"), "--tokenizer", "patch-quantizer",
+                      "--out", str(tmp_path / "other")])

@@ -29,6 +29,14 @@ def test_official_parameter_counts(size: str, total: int, trainable: int) -> Non
     assert counts["trainable (without target)"] == trainable
 
 
+def test_summary_cli_prints_the_official_counts(capsys) -> None:
+    from jowa.model.summary import main
+
+    main(["--size", "150M"])
+    out = capsys.readouterr().out
+    assert "JOWA 150M" in out and "127,778,185" in out and "109,045,447" in out
+
+
 def test_state_dict_keys_match_the_official_layout(reference_dir) -> None:
     import json
 

@@ -18,7 +18,7 @@ from jowa.data.collect import collect  # noqa: E402
 from jowa.envs.atari import DOPAMINE_MAX_EPISODE_STEPS  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--games", required=True, help="comma-separated catalogue names, e.g. Pong,Breakout")
     parser.add_argument("--transitions", type=int, required=True, help="real transitions per game")
@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-episode-steps", type=int, default=DOPAMINE_MAX_EPISODE_STEPS)
     parser.add_argument("--sync", action="store_true", help="step all envs in this process")
     parser.add_argument("--compresslevel", type=int, default=6, help="gzip level (Dopamine: 9, ~4x slower)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     games = [g.strip() for g in args.games.split(",") if g.strip()]
     try:
         stats = collect(
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
             asynchronous=False if args.sync else None, compresslevel=args.compresslevel,
         )
     except (ValueError, FileExistsError) as exc:  # bad games, sizes or an occupied output: say so, no traceback
-        parser.error(str(exc))
+        raise SystemExit(f"error: {exc}") from None
     print(f"{'game':<16}{'transitions':>12}{'episodes':>10}{'game overs':>12}{'mean return':>13}")
     for game, s in stats.items():
         mean = f"{sum(s.returns) / len(s.returns):.1f}" if s.returns else "-"

@@ -23,7 +23,7 @@ from jowa.data.shards import INDEX_NAME  # noqa: E402
 from jowa.data.tokenize_replay import tokenize_replay  # noqa: E402
 
 
-def tokenize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def tokenize(args: argparse.Namespace) -> None:
     games = [g.strip() for g in args.games.split(",")] if args.games else None
     started = time.perf_counter()
     try:
@@ -35,8 +35,8 @@ def tokenize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         )
     except (ValueError, FileNotFoundError) as exc:
         if isinstance(exc, DataFileError):
-            raise SystemExit(f"error: {exc}\n(--skip-bad skips bad suffixes and goes on)")
-        parser.error(str(exc))
+            raise SystemExit(f"error: {exc}\n(--skip-bad skips bad suffixes and goes on)") from None
+        raise SystemExit(f"error: {exc}") from None
     seconds = time.perf_counter() - started
     print(f"{report.shards_written} shards written, {report.shards_kept} kept from before; "
           f"{report.episodes} episodes, {report.transitions} transitions in {seconds:.1f}s")
@@ -57,7 +57,7 @@ def info(args: argparse.Namespace) -> None:
         print(f"{game:<16}{g['task']:>5}{g['episodes']:>10}{g['transitions']:>13}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tok = sub.add_parser("tokenize", help="DQN-Replay episodes → token shards")
@@ -76,9 +76,13 @@ def main(argv: list[str] | None = None) -> None:
                      help="accept suffixes without add_count (downloads of the 4 $store$ arrays only)")
     show = sub.add_parser("info", help="summarise a token-shard directory")
     show.add_argument("--out", required=True, type=Path)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     if args.command == "tokenize":
-        tokenize(args, parser)
+        tokenize(args)
     else:
         info(args)
 

@@ -36,7 +36,7 @@ def import_tokenizer(path: str | Path, config=None):  # -> jowa.tokenizer.Tokeni
     return tokenizer
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="official JOWA_*.pt")
     parser.add_argument("--tokenizer", type=Path, help="official tokenizer.pt")
@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.model and not args.tokenizer:
         parser.error("give --model and/or --tokenizer")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     if args.model:
         config = None
         if args.num_heads:

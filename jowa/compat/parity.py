@@ -194,12 +194,17 @@ def run_parity(reference: Path) -> list[ParityRow]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference", type=Path, nargs="?", default=Path("../shared/reference/jowa"))
     args = parser.parse_args(argv)
     if not (args.reference / "description.json").is_file():
         parser.error(f"{args.reference} is not the fixture directory (no description.json)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     rows = run_parity(args.reference)
     width = max(len(r.name) for r in rows)
     print(f"{'quantity':<{width}}  {'max abs error / mismatches':>26}  ok")

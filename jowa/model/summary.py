@@ -44,10 +44,14 @@ def build_on_meta(size: ModelSize) -> tuple[WorldActionModel, nn.Module]:
         return WorldActionModel(size.world_model), Tokenizer(size.tokenizer)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=SIZES, default="40M")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     size = load_size(args.size)
     model, tokenizer = build_on_meta(size)
     rows = world_model_breakdown(model)

@@ -1,0 +1,1 @@
+"""`make demo`: collect → pretrain tiny → fine-tune on a held-out game → evaluate → one report."""
