@@ -107,17 +107,13 @@ def device_name(device: torch.device) -> str:
 
 
 def pick_device(requested: str) -> torch.device:
-    """'auto' → the GPU when there is one; asking for CUDA without one fails before any work. A CUDA device
-    always gets its index: `torch.cuda.set_device` (inside jowa's init_distributed) rejects a bare "cuda"."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SystemExit(f"--device {requested}: torch {torch.__version__} sees no CUDA device")
-        if device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-    return device
+    """jowa's device choice ('auto' → the GPU when there is one), a missing GPU ending the run at once."""
+    from jowa.training.distributed import pick_device as choose
+
+    try:
+        return choose(requested, torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    except ValueError as error:
+        raise SystemExit(f"--device: {error}") from None
 
 
 def progress(message: str) -> None:

@@ -73,3 +73,19 @@ def test_exponent_floats_are_made_yaml_friendly() -> None:
     assert yaml_friendly("world.lr=1.5e-3") == "world.lr=1.5e-3"
     assert yaml_friendly("world.steps=10") == "world.steps=10"
     assert apply_overrides(load_training("tiny"), [yaml_friendly("world.lr=3e-4")]).world.lr == 3e-4
+
+
+def test_device_choice_gives_cuda_an_index_and_fails_early_without_a_gpu(monkeypatch) -> None:
+    import torch
+
+    from jowa.training.distributed import pick_device
+
+    assert pick_device("cpu", 3) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto", 1) == torch.device("cpu")
+    with pytest.raises(ValueError, match="sees no CUDA device"):
+        pick_device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto", 1) == torch.device("cuda", 1)
+    assert pick_device("cuda", 2) == torch.device("cuda", 2)  # torch.cuda.set_device rejects a bare "cuda"
+    assert pick_device("cuda:0", 2) == torch.device("cuda", 0)

@@ -112,7 +112,7 @@ def plot_curves(series: Mapping[str, Mapping[int, float]], title: str, path: Pat
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     positive = all(v > 0 for values in series.values() for v in values.values())
     for term, values in sorted(series.items()):
-        ax.plot(list(values), list(values.values()), label=term, linewidth=1.4)
+        ax.plot(list(values), list(values.values()), label=term, linewidth=1.4, marker="." if len(values) < 20 else None)
     if positive:
         ax.set_yscale("log")
     ax.set_xlabel("optimizer step")

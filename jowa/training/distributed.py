@@ -47,11 +47,16 @@ def detect_launcher(argv: list[str] | None = None) -> str:
 
 
 def pick_device(requested: str, local_rank: int) -> torch.device:
-    if requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+    """"auto" → this rank's GPU when there is one, else the CPU; a bare "cuda" gets this rank's index
+    (torch.cuda.set_device and per-rank placement need one)."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r}: torch {torch.__version__} sees no CUDA device")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
 
 
 def _skip_deepspeed_cpu_shm_build() -> None:
