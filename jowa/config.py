@@ -7,6 +7,7 @@ names to dataclass fields; unknown keys are errors, so a typo never silently doe
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -147,12 +148,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_BARE_EXPONENT = re.compile(r"^[+-]?\d+[eE][+-]?\d+$")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b.c=value` → (["a","b","c"], YAML-parsed value)."""
+    """`a.b.c=value` → (["a","b","c"], YAML-parsed value); `lr=3e-4` gives a float, although YAML 1.1
+    reads an exponent without a dot as a string."""
     if "=" not in text:
         raise ValueError(f"Override {text!r} is not of the form key=value")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _BARE_EXPONENT.match(value.strip()):
+        value = float(value)
+    return key.strip().split("."), value
 
 
 def apply_overrides(config: T, overrides: list[str]) -> T:

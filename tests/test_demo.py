@@ -19,7 +19,7 @@ QUICK = [
     "pretrain.overrides=[model.tokenizer.lpips_net=none,tokenizer.steps=3,tokenizer.batch_size=4,"
     "tokenizer.grid_every=3,world.steps=4,world.critic_start=2,world.batch_size=4,checkpoint.every=2,"
     "logging.every=1,logging.progress_bar=false,data.num_workers=0,data.shuffle_buffer=16]",
-    "finetune.overrides=[steps=2,batch_size=4,checkpoint.every=2,logging.every=1,logging.progress_bar=false,"
+    "finetune.overrides=[steps=2,batch_size=4,tokenizer.train=true,tokenizer.frames=4,checkpoint.every=2,logging.every=1,logging.progress_bar=false,"
     "evaluation.every=2,evaluation.episodes=1,evaluation.num_envs=1,evaluation.max_episode_steps=4,"
     "evaluation.final_episodes=0]",
     "evaluation.episodes=1", "evaluation.max_steps=6", "evaluation.envs=2", "evaluation.video_frames=4",
@@ -68,6 +68,7 @@ def test_demo_runs_every_stage_resumes_and_writes_the_report(tmp_path: Path, mon
         assert heading in text, heading
     assert "| Breakout | finetuned |" in text and "| Pong | pretrained |" in text
     assert "beats the random policy on" in text and "Next-token cross-entropy fell from" in text
+    assert "| Breakout | pretrained |" in text and "| Breakout | fine-tuned |" in text  # reconstruction rows
     for name in ("pretrained_plan", "pretrained_greedy", "finetuned_plan", "finetuned_greedy"):
         evaluation = json.loads((out / "eval" / name / "report.json").read_text())
         assert evaluation["settings"]["protocol"]["max_episode_steps"] == 6

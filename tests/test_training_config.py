@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from jowa.config import CONFIG_DIR, apply_overrides
+from jowa.config import CONFIG_DIR, apply_overrides, parse_override
 from jowa.training.config import load_training, micro_batch_size, validate
 from jowa.training.deepspeed_engine import load_deepspeed_config
 from jowa.training.distributed import detect_launcher
 from jowa.training.engine import EngineSpec
-from jowa.training.pretrain import yaml_friendly
 
 
 def test_shipped_configs_load_and_official_values() -> None:
@@ -68,11 +67,12 @@ def test_launcher_detection(monkeypatch) -> None:
     assert detect_launcher(["pretrain.py"]) == "deepspeed"
 
 
-def test_exponent_floats_are_made_yaml_friendly() -> None:
-    assert yaml_friendly("tokenizer.lr=3e-4") == "tokenizer.lr=3.0e-4"
-    assert yaml_friendly("world.lr=1.5e-3") == "world.lr=1.5e-3"
-    assert yaml_friendly("world.steps=10") == "world.steps=10"
-    assert apply_overrides(load_training("tiny"), [yaml_friendly("world.lr=3e-4")]).world.lr == 3e-4
+def test_exponent_floats_in_overrides_are_floats() -> None:
+    assert parse_override("tokenizer.lr=3e-4") == (["tokenizer", "lr"], 3e-4)
+    assert parse_override("world.lr=1.5e-3") == (["world", "lr"], 1.5e-3)
+    assert parse_override("world.steps=10") == (["world", "steps"], 10)
+    assert parse_override("name=1e5x") == (["name"], "1e5x")
+    assert apply_overrides(load_training("tiny"), ["world.lr=3e-4"]).world.lr == 3e-4
 
 
 def test_device_choice_gives_cuda_an_index_and_fails_early_without_a_gpu(monkeypatch) -> None:

@@ -1,6 +1,6 @@
 """The demo's settings: which games, how much data, how long each stage trains, how it is evaluated.
 
-`configs/demo.yaml` holds the default (about a quarter of an hour on 2 CPU cores); `key=value` overrides
+`configs/demo.yaml` holds the default (about 16 minutes on 2 CPU cores); `key=value` overrides
 go through `jowa.config.apply_overrides`, e.g. `collect.transitions=2000 evaluation.episodes=2`.
 """
 
@@ -15,7 +15,7 @@ from jowa.games import check_game
 
 @dataclass
 class CollectSettings:
-    transitions: int = 8000  # per pretraining game
+    transitions: int = 6000  # per pretraining game
     held_out_transitions: int = 5000  # the held-out game: exactly what fine-tuning uses
     sticky: float = 0.25  # sticky-action probability of the random behaviour policy
     seed: int = 0
@@ -36,7 +36,7 @@ class FinetuneSettings:
 @dataclass
 class EvaluationSettings:
     episodes: int = 4  # per game and policy
-    max_steps: int = 400  # agent steps per episode (the jowa protocol otherwise, capped for time)
+    max_steps: int = 300  # agent steps per episode (the jowa protocol otherwise, capped for time)
     beam_width: int = 2  # K
     horizon: int = 1  # H of the planning evaluation (the greedy one has H = 0)
     context: int = 6

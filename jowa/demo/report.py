@@ -37,6 +37,27 @@ def first_last(series: Mapping[int, float]) -> tuple[float, float]:
     return series[steps[0]], series[steps[-1]]
 
 
+def critic_start(series: Mapping[str, Mapping[int, float]]) -> int | None:
+    """The first logged step of the critic phase (where TD appears), or None without one."""
+    td = series.get("loss_td_error")
+    return min(td) if td else None
+
+
+def split_phases(series: Mapping[str, Mapping[int, float]]) -> dict[str, dict[str, dict[int, float]]]:
+    """{"world-model phase": …, "critic phase": …} of a world-stage series; the logged world-model terms
+    change scale at the switch (weighted by the supervised weight), so each phase is read on its own."""
+    start = critic_start(series)
+    if start is None:
+        return {"world-model phase": dict(series)}
+    phases: dict[str, dict[str, dict[int, float]]] = {"world-model phase": {}, "critic phase": {}}
+    for term, values in series.items():
+        for name, keep in (("world-model phase", lambda s: s < start), ("critic phase", lambda s: s >= start)):
+            part = {step: v for step, v in values.items() if keep(step)}
+            if part:
+                phases[name][term] = part
+    return phases
+
+
 def returns_table(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
     """One row per game: mean returns of planning, greedy and random, and which model played."""
     rows = []
@@ -71,34 +92,52 @@ def returns_verdict(rows: Sequence[Mapping[str, Any]], config: DemoConfig) -> st
     return text
 
 
-@torch.no_grad()
-def reconstruction_rows(out: Path, games: Sequence[str], frames_per_game: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Frames of each game from the replay over their reconstructions by the pretrained tokenizer, and
-    per-game mean absolute pixel error and token usage."""
-    from jowa.checkpoint import find_model_dir
+def sample_frames(replay: Path, game: str, count: int, pool_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` frames spread over the first `pool_size` frames of a game's replay, and that pool."""
     from jowa.data.replay import read_episodes
-    from jowa.tokenizer import Tokenizer
-    from jowa.training.tokenizer_stage import grid_image, reconstruct
 
-    tokenizer = Tokenizer.from_pretrained(find_model_dir(out / "pretrain", "tokenizer")).eval()
+    pool: list[np.ndarray] = []
+    for episode in read_episodes(replay, games=[game]):
+        pool.append(episode.frames)
+        if sum(len(p) for p in pool) >= pool_size:
+            break
+    frames = np.concatenate(pool)[:pool_size]
+    return frames[np.linspace(len(frames) // 10, len(frames) - 1, count).round().astype(int)], frames
+
+
+@torch.no_grad()
+def reconstructions(tokenizer_dir: Path, replay: Path, rows: Sequence[tuple[str, str]], frames_per_game: int
+                    ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
+    """Frames of each (label, game) row over their reconstructions by one tokenizer, with the mean absolute
+    pixel error and the number of distinct codes over a pool of the game's frames."""
+    from jowa.tokenizer import Tokenizer
+    from jowa.training.tokenizer_stage import reconstruct
+
+    tokenizer = Tokenizer.from_pretrained(tokenizer_dir).eval()
     originals, rebuilt, stats = [], [], []
-    for game in games:
-        pool: list[np.ndarray] = []
-        for episode in read_episodes(out / "replay", games=[game]):
-            pool.append(episode.frames)
-            if sum(len(p) for p in pool) >= 50 * frames_per_game:
-                break
-        frames = np.concatenate(pool)
-        picked = frames[np.linspace(len(frames) // 10, len(frames) - 1, frames_per_game).round().astype(int)]
+    for label, game in rows:
+        picked, pool = sample_frames(replay, game, frames_per_game, 50 * frames_per_game)
         again = reconstruct(tokenizer, picked)
-        tokens = tokenizer.encode_tokens(torch.from_numpy(frames[: 50 * frames_per_game]))
         error = np.abs(picked.astype(np.float32) - again.astype(np.float32)).mean() / 255
-        stats.append({"game": game, "l1": float(error), "codes_used": int(tokens.unique().numel()),
+        codes = int(tokenizer.encode_tokens(torch.from_numpy(pool)).unique().numel())
+        stats.append({"game": game, "tokenizer": label, "l1": float(error), "codes_used": codes,
                       "vocab": tokenizer.config.vocab_size})
         originals.append(picked)
         rebuilt.append(again)
-    image = grid_image(np.concatenate(originals), np.concatenate(rebuilt), columns=frames_per_game)
-    return image, stats
+    return originals, rebuilt, stats
+
+
+def reconstruction_grid(out: Path, config: DemoConfig, frames_per_game: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Every game through the pretrained tokenizer, then the held-out game through the fine-tuned one."""
+    from jowa.checkpoint import find_model_dir
+    from jowa.training.tokenizer_stage import grid_image
+
+    pretrained = [("pretrained", g) for g in config.all_games]
+    a = reconstructions(find_model_dir(out / "pretrain", "tokenizer"), out / "replay", pretrained, frames_per_game)
+    b = reconstructions(find_model_dir(out / "finetune", "tokenizer"), out / "replay",
+                        [("fine-tuned", config.held_out)], frames_per_game)
+    originals, rebuilt, stats = (x + y for x, y in zip(a, b))
+    return grid_image(np.concatenate(originals), np.concatenate(rebuilt), columns=frames_per_game), stats
 
 
 # ------------------------------------------------------------------------------------------ plots
@@ -115,6 +154,11 @@ def plot_curves(series: Mapping[str, Mapping[int, float]], title: str, path: Pat
         ax.plot(list(values), list(values.values()), label=term, linewidth=1.4, marker="." if len(values) < 20 else None)
     if positive:
         ax.set_yscale("log")
+    start = critic_start(series)
+    if start is not None and any(min(v) < start for v in series.values()):
+        ax.axvline(start, color="black", linestyle="--", linewidth=0.8)
+        ax.annotate("critic joins; world-model terms\nlogged × supervised weight", (start, 1), xytext=(4, -4),
+                    xycoords=("data", "axes fraction"), textcoords="offset points", va="top", fontsize=7)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (log scale)" if positive else "loss")
     ax.set_title(title)
@@ -198,29 +242,36 @@ def write_demo_report(out: Path, config: DemoConfig, record: Mapping[str, Any]) 
             curves[key] = loss_series(read_metrics(path))
             plot_curves(curves[key], title, report / f"curves_{key}.png")
 
-    image, recon = reconstruction_rows(out, config.all_games, RECONSTRUCTION_FRAMES)
+    image, recon = reconstruction_grid(out, config, RECONSTRUCTION_FRAMES)
     iio.imwrite(report / "reconstructions.png", image, extension=".png")
+    rows_text = ", ".join(f"{s['game']} ({s['tokenizer']} tokenizer)" for s in recon)
     md += ["", "## 1. Tokenizer: each frame → 36 tokens", "", "![tokenizer losses](curves_tokenizer.png)", "",
            *_loss_lines(curves.get("tokenizer", {})), "",
-           f"Frames from the replay (one game per pair of rows: {', '.join(config.all_games)}) above their "
-           f"reconstructions through the 36 tokens. {config.held_out} was never shown to the tokenizer.", "",
+           f"Frames from the replay above their reconstructions through the 36 tokens, one pair of rows each: "
+           f"{rows_text}. The pretrained tokenizer never saw {config.held_out}; fine-tuning trains it on "
+           f"{config.held_out} too (as the official fine-tuning does).", "",
            "![reconstructions](reconstructions.png)", "",
-           "| game | mean abs. pixel error | codes used (of vocabulary) |", "| --- | ---: | ---: |"]
-    md += [f"| {s['game']} | {s['l1']:.4f} | {s['codes_used']} / {s['vocab']} |" for s in recon]
+           "| game | tokenizer | mean abs. pixel error | codes used (of vocabulary) |", "| --- | --- | ---: | ---: |"]
+    md += [f"| {s['game']} | {s['tokenizer']} | {s['l1']:.4f} | {s['codes_used']} / {s['vocab']} |" for s in recon]
 
-    world = curves.get("world", {})
     md += ["", "## 2. World-action model", "", "![world-model losses](curves_world.png)", "",
            "Dynamics (`loss_obs`, next-token cross-entropy), reward sign and termination train from step 0; the "
-           "C51 Q ensemble (`loss_td_error`, `loss_cql_penalty`) joins later, when the world-model terms are "
-           "down-weighted to 0.1 (spec §6). First and last logged means:", "", *_loss_lines(world)]
-    if "loss_obs" in world:
-        first, last = first_last(world["loss_obs"])
-        md += ["", f"Next-token cross-entropy fell from {first:.3f} to {last:.3f} "
+           "C51 Q ensemble (`loss_td_error`, `loss_cql_penalty`) joins later, and from then on the world-model "
+           "terms are weighted by the supervised weight (0.1 in pretraining) and logged so, as officially. "
+           "First and last logged means of each phase:"]
+    phases = split_phases(curves.get("world", {}))
+    for phase, series in phases.items():
+        md += ["", f"**{phase}**", "", *_loss_lines(series)]
+    obs = phases["world-model phase"].get("loss_obs")
+    if obs:
+        first, last = first_last(obs)
+        md += ["", f"Next-token cross-entropy fell from {first:.3f} to {last:.3f} over the world-model phase "
                    f"({'learning' if last < first else 'NOT falling: something is wrong'})."]
 
     finetune = record["stages"]["finetune"]["result"]
     md += ["", f"## 3. Fine-tuning on {config.held_out}", "", "![fine-tuning losses](curves_finetune.png)", "",
-           *_loss_lines(curves.get("finetune", {}))]
+           "The critic trains from step 0 here; world-model terms are logged × 0.5 (the fine-tuning supervised "
+           "weight), the tokenizer's own terms unweighted.", "", *_loss_lines(curves.get("finetune", {}))]
     if finetune.get("evaluations"):
         md += ["", "Periodic greedy evaluation (the best one is kept as the fine-tuned model): " + ", ".join(
             f"step {e['step']}: {e['mean_return']:.2f}" for e in finetune["evaluations"]) + "."]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -68,19 +67,8 @@ def default_training(size: str) -> str:
     return "tiny" if size == "tiny" else "official"
 
 
-_BARE_EXPONENT = re.compile(r"^([+-]?\d+)([eE][+-]?\d+)$")
-
-
-def yaml_friendly(override: str) -> str:
-    """`lr=3e-4` → `lr=3.0e-4`: YAML 1.1 reads a float without a dot as a string."""
-    key, sep, value = override.partition("=")
-    match = _BARE_EXPONENT.match(value.strip())
-    return f"{key}{sep}{match.group(1)}.0{match.group(2)}" if sep and match else override
-
-
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     """(model overrides without the `model.` prefix, training overrides)."""
-    overrides = [yaml_friendly(o) for o in overrides]
     model = [o[len("model."):] for o in overrides if o.startswith("model.")]
     return model, [o for o in overrides if not o.startswith("model.")]
 
