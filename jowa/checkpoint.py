@@ -29,6 +29,13 @@ class CheckpointError(RuntimeError):
     """A checkpoint directory is missing, incomplete or does not match the model."""
 
 
+def write_json(path: Path, data: object) -> None:
+    """Write JSON through a temporary file and a rename: a crash never leaves half a record."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
 def atomic_directory(final: Path) -> Path:
     """A fresh temporary directory beside `final`; pass it to `commit_directory` when complete."""
     final.parent.mkdir(parents=True, exist_ok=True)

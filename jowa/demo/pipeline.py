@@ -15,12 +15,12 @@ plan.py), so a crash loses at most the stage in progress, and that one resumes f
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from jowa.checkpoint import write_json
 from jowa.config import to_dict
 from jowa.demo.config import DemoConfig
 
@@ -29,12 +29,6 @@ STAGES = ("collect", "pretrain", "finetune", "evaluate", "report")
 # (directory under eval/, model, horizon 0 = greedy)
 EVALUATIONS = (("pretrained_plan", "pretrain", True), ("pretrained_greedy", "pretrain", False),
                ("finetuned_plan", "finetune", True), ("finetuned_greedy", "finetune", False))
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def open_record(out: Path, config: DemoConfig) -> dict[str, Any]:
@@ -51,7 +45,7 @@ def open_record(out: Path, config: DemoConfig) -> dict[str, Any]:
         raise FileExistsError(f"{out} exists and is not a demo run directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     record = {"config": settings, "stages": {}}
-    _write_json(path, record)
+    write_json(path, record)
     return record
 
 
@@ -135,6 +129,6 @@ def run_demo(out: Path, config: DemoConfig, log: Callable[[str], None] = print) 
         result = STAGE_FUNCTIONS[stage](out, config)
         seconds = time.perf_counter() - started
         record["stages"][stage] = {"seconds": round(seconds, 1), "result": result}
-        _write_json(out / RECORD, record)
+        write_json(out / RECORD, record)
         log(f"[demo] {stage}: {seconds:.0f}s")
     return Path(record["stages"]["report"]["result"]["report"])

@@ -10,7 +10,6 @@ every evaluation, so a resumed run knows its best score.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from jowa.checkpoint import write_json
 from jowa.evaluation.rollouts import play
 from jowa.evaluation.runner import EvaluationSettings, agent_actor_factory
 from jowa.model.world_model import WorldActionModel
@@ -32,12 +32,6 @@ class EvaluationRecord:
     returns: list[float]
     mean_episode_steps: float
     seconds: float
-
-
-def write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 @torch.no_grad()

@@ -26,13 +26,12 @@ from typing import Any
 
 import torch
 
-from jowa.checkpoint import WEIGHTS_NAME, CheckpointError, find_model_dir
+from jowa.checkpoint import WEIGHTS_NAME, CheckpointError, find_model_dir, write_json
 from jowa.config import apply_overrides, to_dict
 from jowa.data.replay import EpisodeSpan
 from jowa.evaluation.runner import EvaluationSettings, evaluate_run, resolve_settings
 from jowa.finetuning.config import FinetuneConfig, load_finetune, validate
 from jowa.finetuning.data import Pick, choose, game_spans
-from jowa.finetuning.evaluation import write_json
 from jowa.finetuning.task_rows import resolve_task_row
 from jowa.games import check_game, task_id
 from jowa.training.loop import LoopSettings, StageOutcome, train_stage
