@@ -1,6 +1,6 @@
 """The demo's settings: which games, how much data, how long each stage trains, how it is evaluated.
 
-`configs/demo.yaml` holds the default (about 16 minutes on 2 CPU cores); `key=value` overrides
+`configs/demo.yaml` holds the default (13-17 minutes on 2 CPU cores); `key=value` overrides
 go through `jowa.config.apply_overrides`, e.g. `collect.transitions=2000 evaluation.episodes=2`.
 """
 
@@ -35,7 +35,7 @@ class FinetuneSettings:
 
 @dataclass
 class EvaluationSettings:
-    episodes: int = 4  # per game and policy
+    episodes: int = 3  # per game and policy
     max_steps: int = 300  # agent steps per episode (the jowa protocol otherwise, capped for time)
     beam_width: int = 2  # K
     horizon: int = 1  # H of the planning evaluation (the greedy one has H = 0)
