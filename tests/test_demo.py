@@ -94,3 +94,11 @@ def test_settings_are_checked_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "busy" / "notes.txt").write_text("not a demo")
     with pytest.raises(FileExistsError, match="not a demo run directory"):
         pipeline.run_demo(tmp_path / "busy", config)
+
+
+def test_a_win_over_random_needs_more_than_noise() -> None:
+    from jowa.demo.report import clearly_higher
+
+    assert clearly_higher([3, 3, 3], [1, 1, 1])  # identical episodes: any margin counts
+    assert not clearly_higher([3, 0, 6], [1, 2, 0])  # higher mean, within two standard errors
+    assert not clearly_higher([1, 1], [1, 1]) and not clearly_higher([0], [2])

@@ -69,26 +69,38 @@ def returns_table(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
                 "game": game, "model": model,
                 "plan": plan["results"]["games"][game]["mean"], "plan_returns": plan["results"]["games"][game]["returns"],
                 "greedy": greedy["results"]["games"][game]["mean"],
+                "greedy_returns": greedy["results"]["games"][game]["returns"],
                 "random": plan["baseline"]["games"][game]["mean"],
                 "random_returns": plan["baseline"]["games"][game]["returns"],
             })
     return rows
 
 
+def clearly_higher(agent: Sequence[float], baseline: Sequence[float]) -> bool:
+    """Mean higher by more than two standard errors of the difference (Welch); a crude test, but it keeps
+    a few noisy episodes from being called a win."""
+    a, b = np.asarray(agent, float), np.asarray(baseline, float)
+    se = np.sqrt((a.var(ddof=1) / len(a) if len(a) > 1 else 0) + (b.var(ddof=1) / len(b) if len(b) > 1 else 0))
+    return bool(a.mean() - b.mean() > 2 * se)
+
+
 def returns_verdict(rows: Sequence[Mapping[str, Any]], config: DemoConfig) -> str:
     """An honest sentence or two about the returns, from the numbers."""
-    plan_wins = [r["game"] for r in rows if r["plan"] > r["random"]]
-    greedy_wins = [r["game"] for r in rows if r["greedy"] > r["random"]]
     n = len(rows)
-    text = (f"With planning the agent beats the random policy on {len(plan_wins)} of {n} games"
-            f"{' (' + ', '.join(plan_wins) + ')' if plan_wins else ''}; greedily on {len(greedy_wins)} of {n}"
-            f"{' (' + ', '.join(greedy_wins) + ')' if greedy_wins else ''}. ")
-    if len(plan_wins) < n:
-        text += ("Where it does not, that is the honest result at this scale: a tiny model, minutes of CPU "
-                 "training, and only random-policy data, from which the Q heads can learn little about good "
-                 "play; the world model learns far faster than the value function (the losses above). ")
+    parts = []
+    for key, label in (("plan", "with planning"), ("greedy", "greedily")):
+        higher = [r["game"] for r in rows if r[key] > r["random"]]
+        clear = [r["game"] for r in rows if clearly_higher(r[f"{key}_returns"], r["random_returns"])]
+        parts.append(f"{label} the agent's mean return is above the random policy's on {len(higher)} of {n} games"
+                     f"{' (' + ', '.join(higher) + ')' if higher else ''}, and clearly above it (by more than two "
+                     f"standard errors) on {len(clear)}{' (' + ', '.join(clear) + ')' if clear else ''}")
+    text = parts[0][0].upper() + parts[0][1:] + "; " + parts[1] + ". "
+    if not all(clearly_higher(r["plan_returns"], r["random_returns"]) for r in rows):
+        text += ("Where it is not clearly better, that is the honest result at this scale: a tiny model, minutes "
+                 "of CPU training and only random-policy data, from which the Q heads learn little about good "
+                 "play, while the world model learns fast (the losses above). ")
     text += (f"Means over {config.evaluation.episodes} episodes per game, each capped at "
-             f"{config.evaluation.max_steps} agent steps, so differences of a point or two are within noise.")
+             f"{config.evaluation.max_steps} agent steps.")
     return text
 
 
