@@ -67,7 +67,7 @@ def test_demo_runs_every_stage_resumes_and_writes_the_report(tmp_path: Path, mon
                     "## 4. Returns", "## 5. Videos"):
         assert heading in text, heading
     assert "| Breakout | finetuned |" in text and "| Pong | pretrained |" in text
-    assert "beats the random policy on" in text and "Next-token cross-entropy fell from" in text
+    assert "above the random policy's on" in text and "Next-token cross-entropy fell from" in text
     assert "| Breakout | pretrained |" in text and "| Breakout | fine-tuned |" in text  # reconstruction rows
     for name in ("pretrained_plan", "pretrained_greedy", "finetuned_plan", "finetuned_greedy"):
         evaluation = json.loads((out / "eval" / name / "report.json").read_text())
