@@ -38,6 +38,8 @@ machine. Compare ratios within one section: the machines are shared, so absolute
 there is one section per device, and a run replaces only the section of the device it measured.
 """
 SECTION_PREFIXES = ("## CPU: ", "## GPU: ")
+NO_GPU = ("_No GPU section yet: no GPU was available where this file was last generated; `make bench` on a GPU "
+          "machine adds one (tiny, 40M and 150M, fp32 and bf16) and keeps the CPU section._\n")
 
 
 def benchmark_modules() -> list[ModuleType]:
@@ -97,9 +99,11 @@ def merge(existing: str | None, section: str) -> str:
     """The preamble, then the existing device sections with this device's replaced in place (or appended)."""
     heading = section.splitlines()[0].strip()
     sections = split_sections(existing) if existing else []
-    bodies = [section if h == heading else body for h, body in sections]
+    bodies = [section if h == heading else body.replace(NO_GPU, "").rstrip() + "\n" for h, body in sections]
     if heading not in (h for h, _ in sections):
         bodies.append(section)
+    if not any(h.startswith("## GPU: ") for h, _ in sections) and not heading.startswith("## GPU: "):
+        bodies.append(NO_GPU)
     return PREAMBLE + "\n" + "\n".join(bodies)
 
 
