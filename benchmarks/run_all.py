@@ -92,14 +92,15 @@ def split_sections(text: str) -> list[tuple[str, str]]:
                 sections.append(current)
         elif current is not None:
             current[1].append(line)
-    return [(heading, "\n".join(body).rstrip() + "\n") for heading, body in sections]
+    # the no-GPU line follows the last section: it is not part of it
+    return [(heading, "\n".join(body).replace(NO_GPU.strip(), "").rstrip() + "\n") for heading, body in sections]
 
 
 def merge(existing: str | None, section: str) -> str:
     """The preamble, then the existing device sections with this device's replaced in place (or appended)."""
     heading = section.splitlines()[0].strip()
     sections = split_sections(existing) if existing else []
-    bodies = [section if h == heading else body.replace(NO_GPU, "").rstrip() + "\n" for h, body in sections]
+    bodies = [section if h == heading else body for h, body in sections]
     if heading not in (h for h, _ in sections):
         bodies.append(section)
     if not any(h.startswith("## GPU: ") for h, _ in sections) and not heading.startswith("## GPU: "):

@@ -142,8 +142,4 @@ def test_script_commands_parse(command: str, monkeypatch) -> None:
         spec.loader.exec_module(module)
     else:
         module = importlib.import_module(target)
-    parse = getattr(module, "parse", None)
-    if parse is None:  # benchmarks have no separate parser: their tables are run by tests/test_benchmarks.py
-        assert target.startswith("benchmarks/"), f"{target} has no parse(argv)"
-        return
-    parse(argv)  # argparse exits (SystemExit) on an unknown option or a bad value
+    module.parse(argv)  # argparse exits (SystemExit) on an unknown option or a bad value

@@ -117,18 +117,21 @@ def sample_frames(replay: Path, game: str, count: int, pool_size: int) -> tuple[
     return frames[np.linspace(len(frames) // 10, len(frames) - 1, count).round().astype(int)], frames
 
 
+Samples = dict[str, tuple[np.ndarray, np.ndarray]]  # game → (frames shown, pool the codes are counted over)
+
+
 @torch.no_grad()
-def reconstructions(tokenizer_dir: Path, replay: Path, rows: Sequence[tuple[str, str]], frames_per_game: int
+def reconstructions(tokenizer_dir: Path, rows: Sequence[tuple[str, str]], samples: Samples
                     ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
     """Frames of each (label, game) row over their reconstructions by one tokenizer, with the mean absolute
-    pixel error and the number of distinct codes over a pool of the game's frames."""
+    pixel error and the number of distinct codes over the game's pool of frames."""
     from jowa.tokenizer import Tokenizer
     from jowa.training.tokenizer_stage import reconstruct
 
     tokenizer = Tokenizer.from_pretrained(tokenizer_dir).eval()
     originals, rebuilt, stats = [], [], []
     for label, game in rows:
-        picked, pool = sample_frames(replay, game, frames_per_game, 50 * frames_per_game)
+        picked, pool = samples[game]
         again = reconstruct(tokenizer, picked)
         error = np.abs(picked.astype(np.float32) - again.astype(np.float32)).mean() / 255
         codes = int(tokenizer.encode_tokens(torch.from_numpy(pool)).unique().numel())
@@ -144,10 +147,10 @@ def reconstruction_grid(out: Path, config: DemoConfig, frames_per_game: int) -> 
     from jowa.checkpoint import find_model_dir
     from jowa.training.tokenizer_stage import grid_image
 
-    pretrained = [("pretrained", g) for g in config.all_games]
-    a = reconstructions(find_model_dir(out / "pretrain", "tokenizer"), out / "replay", pretrained, frames_per_game)
-    b = reconstructions(find_model_dir(out / "finetune", "tokenizer"), out / "replay",
-                        [("fine-tuned", config.held_out)], frames_per_game)
+    samples = {g: sample_frames(out / "replay", g, frames_per_game, 50 * frames_per_game) for g in config.all_games}
+    a = reconstructions(find_model_dir(out / "pretrain", "tokenizer"),
+                        [("pretrained", g) for g in config.all_games], samples)
+    b = reconstructions(find_model_dir(out / "finetune", "tokenizer"), [("fine-tuned", config.held_out)], samples)
     originals, rebuilt, stats = (x + y for x, y in zip(a, b))
     return grid_image(np.concatenate(originals), np.concatenate(rebuilt), columns=frames_per_game), stats
 
