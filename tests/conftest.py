@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
+FIXTURES = REPO / "tests" / "fixtures"  # numerical fixtures from the official code (tests/fixtures/README.md)
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """`../shared/reference` beside the repository (numerical fixtures from the official code)."""
-    if not (REFERENCE / "jowa" / "description.json").is_file():
-        pytest.skip(f"reference fixtures not found at {REFERENCE}")
-    return REFERENCE
+    """`tests/fixtures`: `jowa/` (official-code fixtures) and `lpips/` (reference images)."""
+    if not (FIXTURES / "jowa" / "description.json").is_file():
+        raise FileNotFoundError(f"{FIXTURES}/jowa/description.json is missing: the checkout is incomplete")
+    return FIXTURES

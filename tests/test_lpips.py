@@ -25,7 +25,7 @@ from jowa.tokenizer.lpips import (
     sdist_weights_path,
 )
 
-# reference/lpips/README.md: LPIPS v0.1, inputs pixel/127.5 − 1, NCHW.
+# tests/fixtures/README.md: LPIPS v0.1, inputs pixel/127.5 − 1, NCHW.
 EXPECTED = {"vgg": (0.5686, 0.4217), "alex": (0.7219, 0.1376)}
 
 

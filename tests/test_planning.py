@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from jowa.compat.comparison import assert_close
 from jowa.compat.parity import load_small_model
 from jowa.planning import PlannerOptions, plan
 
@@ -27,7 +28,7 @@ def options_of(case: dict, shared_prefix: bool = True) -> PlannerOptions:
 
 def check_case(name: str, case: dict, tensors: dict, action: torch.Tensor, root_q: torch.Tensor, trace: list) -> None:
     assert int(action) == case["chosen_action"] == int(tensors[f"{name}/action"][0]), name
-    torch.testing.assert_close(root_q, tensors[f"{name}/root_q_masked"], atol=1e-5, rtol=0)
+    assert_close(root_q, tensors[f"{name}/root_q_masked"])
     assert len(trace) == (case["horizon"] if case["planner"] != "greedy" else 0)
     for depth, level in enumerate(trace, start=1):
         key = f"{name}/depth{depth}"
@@ -36,8 +37,8 @@ def check_case(name: str, case: dict, tensors: dict, action: torch.Tensor, root_
         assert torch.equal(level.rewards, tensors[f"{key}_rewards"]), key
         assert torch.equal(level.ends, tensors[f"{key}_ends"]), key
         assert torch.equal(level.next_obs_tokens, tensors[f"{key}_next_obs_tokens"]), key
-        torch.testing.assert_close(level.q_masked, tensors[f"{key}_q_masked"], atol=1e-5, rtol=0)
-        torch.testing.assert_close(level.scores.double(), tensors[f"{key}_scores"], atol=1e-5, rtol=0)
+        assert_close(level.q_masked, tensors[f"{key}_q_masked"])
+        assert_close(level.scores.double(), tensors[f"{key}_scores"])
         assert level.kept.tolist() == case["kept_beam_node_ids_per_depth"][str(depth)], key
 
 

@@ -54,7 +54,7 @@ EXERCISED: dict[str, list[str]] = {
         [DEEPSPEED, "tests/test_training_deepspeed.py::test_ddp_under_torchrun_matches_deepspeed_bit_for_bit"],
     "python -m jowa.compat.import_official --model JOWA_150M.pt --tokenizer tokenizer.pt --size 150M --out "
     "runs/official-150M": ["tests/test_parity.py::test_import_cli_writes_loadable_checkpoints"],
-    "python -m jowa.compat.parity ../shared/reference/jowa":
+    "python -m jowa.compat.parity":
         ["tests/test_parity.py::test_cli_passes_on_the_fixtures_and_fails_on_a_mismatch"],
     "python -m jowa.model.summary --size 150M": ["tests/test_world_model.py::test_summary_cli_prints_the_official_counts"],
     "python plan.py --run runs/tiny --games Pong,Breakout --episodes 16 -K 2 -H 2 --context 6 --protocol jowa "
@@ -134,8 +134,6 @@ def script_and_argv(command: str) -> tuple[str, list[str]] | None:
 def test_script_commands_parse(command: str, monkeypatch) -> None:
     monkeypatch.chdir(REPO)  # README commands run from the repository root
     target, argv = script_and_argv(command)
-    if "../shared/reference/jowa" in argv and not (REPO.parent / "shared" / "reference" / "jowa").is_dir():
-        pytest.skip("reference fixtures not found beside the repository")
     if target.endswith(".py"):
         spec = importlib.util.spec_from_file_location(f"readme_{Path(target).stem}", REPO / target)
         module = importlib.util.module_from_spec(spec)

@@ -1,10 +1,12 @@
 """Recompute the official fixtures with our implementation and report the error of every quantity.
 
-    python -m jowa.compat.parity ../shared/reference/jowa
+    python -m jowa.compat.parity                       # the fixtures shipped in tests/fixtures/jowa
+    python -m jowa.compat.parity --device cuda         # the same check on a GPU (TF32 off)
 
 loads the official-format checkpoints through the import path, recomputes tokenizer, forward
 (full window, prefix, KV-cached), losses with every intermediate and the C51 projections, prints one
-row per quantity, and exits non-zero if a float differs by more than 1e-5 or an integer differs at all.
+row per quantity with its max absolute and relative error, and exits 1 if a float is outside
+|got − ref| ≤ 1e-5 + 1.3e-6·|ref| anywhere or an integer differs at all (jowa/compat/comparison.py).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from jowa.model.distributional import expected_q, mask_invalid, q_values, weight
 from jowa.model.layout import ACTION_HEAD, OBS_HEAD, Q_HEAD, full_window_positions
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses, interleave
-from jowa.compat.comparison import TOLERANCE, ParityRow, compare
-from jowa.tokenizer.parity import small_tokenizer_config, tokenizer_parity
+from jowa.compat.comparison import ATOL, RTOL, ParityRow, compare
+from jowa.tokenizer.parity import reference_numerics, small_tokenizer_config, tokenizer_parity
+
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "jowa"
 
 def small_world_model_config(reference: Path) -> WorldModelConfig:
     """The small JOWA the fixtures were generated with (description.json → configs)."""
@@ -69,8 +73,12 @@ def _activations(model: WorldActionModel, tokens: torch.Tensor, tasks: torch.Ten
     return {**captured, **{k: v for k, v in vars(out).items()}}
 
 
+def _fixture(reference: Path, name: str, device: torch.device) -> dict[str, torch.Tensor]:
+    return load_file(str(reference / name), device=str(device))
+
+
 def forward_parity(model: WorldActionModel, reference: Path) -> list[ParityRow]:
-    f = load_file(str(reference / "jowa_small_forward.safetensors"))
+    f = _fixture(reference, "jowa_small_forward.safetensors", model.atoms.device)
     rows = []
     with torch.no_grad():
         full = _activations(model, f["tokens"], f["tasks"])
@@ -82,7 +90,7 @@ def forward_parity(model: WorldActionModel, reference: Path) -> list[ParityRow]:
         rows.append(compare("forward/atoms_support", model.atoms, f["atoms_support"]))
         c = model.config
         for kind, key in ((OBS_HEAD, "head_observations_indices"), (ACTION_HEAD, "head_rewards_indices"), (Q_HEAD, "head_q_indices")):
-            rows.append(compare(f"forward/{key}", full_window_positions(kind, c.tokens_per_block, c.max_blocks), f[key]))
+            rows.append(compare(f"forward/{key}", full_window_positions(kind, c.tokens_per_block, c.max_blocks).cpu(), f[key]))
         rows += _prefix_parity(model, f)
     return rows
 
@@ -108,7 +116,7 @@ def _prefix_parity(model: WorldActionModel, f: dict[str, torch.Tensor]) -> list[
 
 
 def loss_parity(model: WorldActionModel, tokenize: Callable[[torch.Tensor], torch.Tensor], reference: Path) -> list[ParityRow]:
-    f = load_file(str(reference / "jowa_small_loss.safetensors"))
+    f = _fixture(reference, "jowa_small_loss.safetensors", model.atoms.device)
     obs_tokens = tokenize(f["batch_observations"])
     batch = Batch(obs_tokens, f["batch_actions"], f["batch_rewards"], f["batch_ends"], f["batch_mask_padding"], f["batch_envs"])
     rows = [compare("loss/obs_tokens", obs_tokens, f["obs_tokens"]),
@@ -124,7 +132,7 @@ def loss_parity(model: WorldActionModel, tokenize: Callable[[torch.Tensor], torc
         for name, value in terms.scalars().items():
             key = f"{stage}_{'loss_total' if name == 'total' else name}"
             if key in f:
-                rows.append(compare(f"loss/{key}", torch.tensor(value), f[key], tolerance=TOLERANCE))
+                rows.append(compare(f"loss/{key}", torch.tensor(value), f[key]))
     return rows
 
 
@@ -157,7 +165,7 @@ def _stage2_intermediates(model: WorldActionModel, batch: Batch, out, f: dict[st
         "dataset_expec": q.gather(2, batch.actions.unsqueeze(-1)).squeeze(-1)[batch.mask_padding],
         "labels_obses": labels[0], "labels_rewards": labels[1], "labels_ends": labels[2],
     }
-    steps = torch.arange(batch.num_steps)
+    steps = torch.arange(batch.num_steps, device=batch.mask_padding.device)
     first = torch.where(batch.mask_padding, steps, batch.num_steps).amin(1)
     last = torch.where(batch.mask_padding, steps, -1).amax(1)
     rows = [compare("loss/stage2_first_ones", first, f["stage2_first_ones"]),
@@ -166,12 +174,12 @@ def _stage2_intermediates(model: WorldActionModel, batch: Batch, out, f: dict[st
     return rows
 
 
-def c51_parity(reference: Path) -> list[ParityRow]:
-    f = load_file(str(reference / "c51_projection.safetensors"))
+def c51_parity(reference: Path, device: str | torch.device = "cpu") -> list[ParityRow]:
+    f = _fixture(reference, "c51_projection.safetensors", torch.device(device))
     support = f["support"]
     logits = f["member_next_probs"].log().flatten(-2)  # [M, 18·51]: softmax of log p gives p back
     avg = weighted_distribution(logits, support.numel())  # [18, 51]
-    valid = action_masks().index_select(0, f["envs"])  # [4, 18]
+    valid = action_masks().to(support.device).index_select(0, f["envs"])  # [4, 18]
     target_q = mask_invalid(expected_q(avg, support).expand(len(f["envs"]), -1), valid)
     rows = [compare("c51/avg_next_probs", avg, f["avg_next_probs"]),
             compare("c51/target_q_values_per_env", target_q, f["target_q_values_per_env"]),
@@ -184,34 +192,46 @@ def c51_parity(reference: Path) -> list[ParityRow]:
     return rows
 
 
-def run_parity(reference: Path) -> list[ParityRow]:
-    tokenizer = load_small_tokenizer_via_import(reference)
-    model = load_small_model(reference)
-    rows = tokenizer_parity(reference)
-    rows += forward_parity(model, reference)
-    rows += loss_parity(model, lambda frames: tokenizer.encode(frames).tokens, reference)
-    rows += c51_parity(reference)
+def run_parity(reference: Path, device: str | torch.device = "cpu") -> list[ParityRow]:
+    """Every fixture quantity recomputed on `device`, under the fixtures' numerics (no TF32)."""
+    with reference_numerics():
+        tokenizer = load_small_tokenizer_via_import(reference).to(device)
+        model = load_small_model(reference).to(device)
+        rows = tokenizer_parity(reference, device)
+        rows += forward_parity(model, reference)
+        rows += loss_parity(model, lambda frames: tokenizer.encode(frames).tokens, reference)
+        rows += c51_parity(reference, device)
     return rows
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("reference", type=Path, nargs="?", default=Path("../shared/reference/jowa"))
+    parser.add_argument("reference", type=Path, nargs="?", default=FIXTURES,
+                        help="fixture directory (default: the repository's tests/fixtures/jowa)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (TF32 is turned off)")
     args = parser.parse_args(argv)
     if not (args.reference / "description.json").is_file():
         parser.error(f"{args.reference} is not the fixture directory (no description.json)")
+    try:
+        args.device = torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device {args.device}: {error}")
+    if args.device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    rows = run_parity(args.reference)
+    rows = run_parity(args.reference, args.device)
     width = max(len(r.name) for r in rows)
-    print(f"{'quantity':<{width}}  {'max abs error / mismatches':>26}  ok")
+    print(f"{'quantity':<{width}}  {'max error (abs, rel) / mismatches':>34}  ok")
     for r in rows:
-        print(f"{r.name:<{width}}  {r.describe():>26}  {'ok' if r.ok else 'FAIL'}")
+        print(f"{r.name:<{width}}  {r.describe():>34}  {'ok' if r.ok else 'FAIL'}")
     failed = [r.name for r in rows if not r.ok]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} quantities match (floats within {TOLERANCE:g}, integers exactly)")
+    exact = sum(r.exact for r in rows)
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} quantities match on {args.device} (floats within "
+          f"{ATOL:g} + {RTOL:g}·max|ref|, integers exactly); {exact} bit-identical")
     if failed:
         print("FAILED: " + ", ".join(failed))
     return 1 if failed else 0

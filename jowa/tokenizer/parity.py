@@ -2,10 +2,10 @@
 
 `tokenizer_parity(reference_dir)` loads the small official tokenizer weights, reruns every stored
 computation (encode, decode, forward, losses, intermediate activations) and returns one `ParityRow`
-per quantity. Float tensors must agree within 1e-5 + 1e-5·|reference| (the fixtures' README
-suggests atol = rtol ≈ 1e-5: activations reach ~14, where a thread count change alone moves them by
-1.6e-5); tokens must match exactly. On the reference machine setup (CPU, one thread) every row is
-bit-identical.
+per quantity. Floats are held to the project's one criterion (jowa/compat/comparison.py: atol 1e-5 +
+rtol 1.3e-6 × the quantity's largest magnitude; activations reach ~15, where another CPU's summation order
+moves them by ~2.5e-5); tokens must match exactly. On the fixtures' own machine kind (Intel AVX-512, one thread)
+every row is bit-identical; on AMD Zen 3 (AVX2) a few activations differ by 10–20 ulps.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def tokenizer_parity(reference_dir: str | Path, device: str | torch.device = "cp
         losses = tokenizer.compute_loss(frames)
         tokens_from_uint8 = tokenizer.encode_tokens(io["frames_uint8"][:, 0])  # uint8 [5, 84, 84]
         decoded_tokens = tokenizer.decode_tokens(io["tokens"].to(device))
-        gap = distance_gap(encoding.z, tokenizer.embedding.weight)
+        # from the fixture's z: the row checks the distance arithmetic, not z's error (z has its own row)
+        gap = distance_gap(io["z"].to(device), tokenizer.embedding.weight)
     params = sum(p.numel() for p in tokenizer.parameters())
     rows += [
         compare("z", encoding.z, io["z"]),
