@@ -1,4 +1,4 @@
-"""Fine-tune a pretrained JOWA agent on an unseen game from a few thousand transitions (spec §9).
+"""Fine-tune a pretrained JOWA agent on an unseen game from a few thousand transitions (docs/official_jowa.md §9).
 
     python finetune.py --run runs/tiny --game Breakout --replay data/atari/replay --transitions 5000 --out runs/tiny-breakout
     python finetune.py --run runs/150M --game Pong --replay /data/dqn-replay --from last-fraction=0.2 --imagine --out runs/150M-pong
@@ -32,7 +32,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transitions", type=int, help="transitions of the game to train on (default 5000)")
     parser.add_argument("--from", dest="select", help="first | last | random | last-fraction=F")
     parser.add_argument("--steps", type=int, help="optimizer steps (official 50000)")
-    parser.add_argument("--imagine", action="store_true", help="model-based data synthesis (spec §9.1)")
+    parser.add_argument("--imagine", action="store_true", help="model-based data synthesis (docs/official_jowa.md §9.1)")
     parser.add_argument("--config", help="fine-tuning config name (configs/finetune/) or YAML path")
     parser.add_argument("--allow-pretrained-game", action="store_true",
                         help="fine-tune on a game the model was pretrained on (not few-shot transfer)")

@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 @dataclass
 class TokenizerConfig:
-    """VQ-VAE tokenizer (spec §2). Defaults are the official full-size tokenizer."""
+    """VQ-VAE tokenizer (docs/official_jowa.md §2). Defaults are the official full-size tokenizer."""
 
     vocab_size: int = 2048
     embed_dim: int = 512
@@ -53,7 +53,7 @@ class TokenizerConfig:
 
 @dataclass
 class WorldModelConfig:
-    """World-action model: transformer backbone, heads and the C51 Q ensemble (spec §3–4).
+    """World-action model: transformer backbone, heads and the C51 Q ensemble (docs/official_jowa.md §3–4).
 
     Defaults are JOWA-40M.
     """
@@ -89,7 +89,7 @@ class WorldModelConfig:
 
 @dataclass
 class CriticLossConfig:
-    """Stage-2 objective (spec §5): C51 TD + CQL + supervised_weight × world-model losses."""
+    """Stage-2 objective (docs/official_jowa.md §5): C51 TD + CQL + supervised_weight × world-model losses."""
 
     gamma: float = 0.99
     cql_weight: float = 0.1

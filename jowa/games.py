@@ -1,6 +1,6 @@
 """The official 60-game catalogue: task ids, the full 18-action set, valid-action masks, reference scores.
 
-Task ids index the alphabetical list the official code uses (spec §1.1). Every game's minimal action
+Task ids index the alphabetical list the official code uses (docs/official_jowa.md §1.1). Every game's minimal action
 set is listed as full-set indices in ALE's minimal-set order, so `minimal_to_full(game)[i]` is the full
 action for the environment's minimal action i.
 """
@@ -39,7 +39,7 @@ PRETRAIN_GAMES: tuple[str, ...] = (
     "Zaxxon",
 )
 FINETUNE_GAMES: tuple[str, ...] = ("Pong", "MsPacman", "Gravitar", "YarsRevenge", "Robotank")
-# The official fine-tuning borrowed a "similar" pretraining game's task-embedding row (spec §1.1).
+# The official fine-tuning borrowed a "similar" pretraining game's task-embedding row (docs/official_jowa.md §1.1).
 OFFICIAL_BORROWED_TASK_ROWS: dict[str, str] = {
     "Robotank": "Phoenix", "YarsRevenge": "ChopperCommand", "Gravitar": "TimePilot", "MsPacman": "Berzerk",
 }
@@ -77,7 +77,7 @@ class ReferenceScores:
     dqn: float | None  # None where the official base_scores give no DQN score: DNS is then undefined
 
 
-# results/base_scores.py of the official code, for the 20 games JOWA uses (spec §8.5).
+# results/base_scores.py of the official code, for the 20 games JOWA uses (docs/official_jowa.md §8.5).
 _JOWA_BASE_SCORES: dict[str, ReferenceScores] = {
     name: ReferenceScores(*values)
     for name, values in {

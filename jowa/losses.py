@@ -1,4 +1,4 @@
-"""JOWA's objectives as pure functions of tensors (spec §5).
+"""JOWA's objectives as pure functions of tensors (docs/official_jowa.md §5).
 
 Shapes: B segments of T steps, K = 36 observation tokens per step, A = 18 actions, Z = 51 atoms,
 M ensemble members.
@@ -149,7 +149,7 @@ def c51_td_loss(
     logits_q: torch.Tensor, logits_q_target: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
     rows: TDRows, valid_actions: torch.Tensor, support: torch.Tensor, gamma: float,
 ) -> torch.Tensor:
-    """1-step distributional TD loss (spec §5.2).
+    """1-step distributional TD loss (docs/official_jowa.md §5.2).
 
     logits_q / logits_q_target [M, B, T, A·Z]; actions [B, T]; rewards [B, T] as stored;
     valid_actions [B, A].

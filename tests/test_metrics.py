@@ -31,7 +31,7 @@ from jowa.games import FINETUNE_GAMES, GAME_NAMES, PRETRAIN_GAMES, REFERENCE_SCO
 
 @pytest.mark.parametrize(
     "column, iqm_hns, iqm_dns",
-    [  # spec §13, recomputed by the official formulas from results/data.json
+    [  # docs/official_jowa.md §13, recomputed by the official formulas from results/data.json
         ("JOWA_150M_with_planning", 0.8469, 1.1951),
         ("JOWA_70M_with_planning", 0.8019, 0.9518),
         ("JOWA_40M_with_planning", 0.6642, 0.7720),

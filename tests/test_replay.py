@@ -297,7 +297,7 @@ def test_choose_runs_reproduces_the_official_choice():
     from jowa.games import PRETRAIN_GAMES
 
     runs = choose_runs({g: ["1", "2", "3", "4", "5"] for g in PRETRAIN_GAMES}, 2, seed=0)
-    assert runs == {  # spec §1.3, step 2
+    assert runs == {  # docs/official_jowa.md §1.3, step 2
         "Assault": ["1", "3"], "Atlantis": ["1", "3"], "BeamRider": ["2", "4"], "Berzerk": ["2", "4"],
         "Carnival": ["3", "5"], "Centipede": ["3", "4"], "ChopperCommand": ["3", "5"], "DemonAttack": ["2", "4"],
         "NameThisGame": ["1", "5"], "Phoenix": ["3", "5"], "Seaquest": ["2", "5"], "SpaceInvaders": ["1", "2"],

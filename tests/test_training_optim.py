@@ -1,4 +1,4 @@
-"""Optimizer groups of the world-action model (spec §6.1) and the lr schedules."""
+"""Optimizer groups of the world-action model (docs/official_jowa.md §6.1) and the lr schedules."""
 
 from __future__ import annotations
 

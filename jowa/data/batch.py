@@ -1,4 +1,4 @@
-"""The training batch: right-padded segments of L steps, in the layout the losses take (spec §1.5)."""
+"""The training batch: right-padded segments of L steps, in the layout the losses take (docs/official_jowa.md §1.5)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Layout: `{root}/{Game}/{run}/replay_logs/{member}_ckpt.{N}.gz` with the members `$store$_observation`
 (u8[C, 84, 84]), `$store$_action` (i32[C], minimal-set index), `$store$_reward` (f32[C]),
 `$store$_terminal` (u8[C]), `add_count` (0-d int) and `invalid_range` (int[5]). Runs and suffixes are
-discovered by listing. See /shared/reference/DQN_REPLAY_FORMAT.md.
+discovered by listing. See docs/dqn_replay_format.md.
 
 Time order inside a chunk. Dopamine logs the circular buffer whenever `add_count % C == C - 1`:
 - chunk 0 holds rows 0..add_count-1 in order (row C-1 was never written when it was logged);
@@ -22,7 +22,7 @@ Episodes crossing a chunk boundary are joined when the chunks are consecutive su
 connect. Rows whose episode start was not seen (the first chunk read is not chunk 0, a suffix is
 missing or skipped, or Dopamine skipped a log) are a fragment: dropped and counted, never yielded as an
 episode; so is the unfinished episode at the end of a run. This fixes the official subsampler treating
-each chunk's first fragment as a whole episode (spec §1.3).
+each chunk's first fragment as a whole episode (docs/official_jowa.md §1.3).
 
 Observation chunks (~7 GB decompressed) are streamed block by block; an episode is yielded as soon as
 its frames have been read, so within a chunk episodes come in the order their last frame streams by

@@ -1,5 +1,5 @@
 """Training segments from token shards: L-step windows, shuffled, mixed across games, split across ranks
-and DataLoader workers, batched as `Batch` (spec §1.5).
+and DataLoader workers, batched as `Batch` (docs/official_jowa.md §1.5).
 
 Segments. An episode of n steps yields segments starting at 0, stride, 2·stride, … < n (stride 4 for
 pretraining, 1 for fine-tuning); each covers steps s..s+L-1, right-padded past the episode's end with

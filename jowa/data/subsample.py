@@ -1,4 +1,4 @@
-"""JOWA's subsampling of DQN-Replay (spec §1.3): a few runs per game, ~N transitions of whole episodes.
+"""JOWA's subsampling of DQN-Replay (docs/official_jowa.md §1.3): a few runs per game, ~N transitions of whole episodes.
 
 1. Per game, in the order given, pick `runs_per_game` runs without replacement with numpy's legacy RNG
    seeded once (seed 0 and the 15 pretraining games in catalogue order give the official runs).

@@ -4,7 +4,7 @@ Preprocessing is gymnasium's `AtariPreprocessing` over ale-py's `ALE/{Game}-v5` 
 base env: 84×84 grayscale with INTER_AREA, frame-skip 4 with a max-pool of the last two frames, terminal =
 game over (no life-loss terminals), no no-op starts. Sticky actions are ALE's per-frame
 `repeat_action_probability`: 0.25 for data collection and the standard protocol, 0 for the paper's
-evaluation protocol (spec §1.8, §8.1). Rewards are the raw, unclipped game rewards; the episode return and
+evaluation protocol (docs/official_jowa.md §1.8, §8.1). Rewards are the raw, unclipped game rewards; the episode return and
 length arrive in `info["episode"]` at the end of an episode (gymnasium's `RecordEpisodeStatistics`).
 """
 
@@ -17,7 +17,7 @@ from gymnasium.wrappers import AtariPreprocessing, RecordEpisodeStatistics
 from jowa.games import NUM_ACTIONS, check_game, full_to_minimal, minimal_to_full
 
 DOPAMINE_MAX_EPISODE_STEPS = 27_000  # agent steps (108k frames): DQN-Replay's cap, ALE v5's default
-EVAL_MAX_EPISODE_STEPS = 108_000  # agent steps: the official evaluation cap (spec §8.1)
+EVAL_MAX_EPISODE_STEPS = 108_000  # agent steps: the official evaluation cap (docs/official_jowa.md §8.1)
 FRAME_SKIP = 4
 
 
@@ -25,7 +25,7 @@ class FullActionSpace(gym.ActionWrapper):
     """Takes a full-set action 0..17 and steps the game with its minimal-set index.
 
     A full action outside the game's minimal set becomes NOOP (minimal index 0), as the official code
-    does (spec §1.6); `strict=True` raises instead.
+    does (docs/official_jowa.md §1.6); `strict=True` raises instead.
     """
 
     def __init__(self, env: gym.Env, game: str, strict: bool = False):

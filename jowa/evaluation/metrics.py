@@ -1,6 +1,6 @@
 """Normalised Atari scores and their aggregates: the paper's per-game IQM and rliable's run-level IQM + CI.
 
-Two aggregates are computed, and they answer different questions (spec §8.3):
+Two aggregates are computed, and they answer different questions (docs/official_jowa.md §8.3):
 
 * **Paper aggregate** (official `results/results.py`): normalise each game's *mean* return, then take
   `scipy.stats.trim_mean(per_game, 0.25)` over the games (for 15 games: drop 3 at each end, average 9),
@@ -69,7 +69,7 @@ def reference_value(game: str, reference: Reference) -> float:
         return refs.human
     if refs.dqn is None:
         raise KeyError(f"No DQN reference score for {game!r}: the official JOWA base_scores give DQN scores "
-                       "only for the 20 JOWA games (spec §8.5), so its DNS is undefined")
+                       "only for the 20 JOWA games (docs/official_jowa.md §8.5), so its DNS is undefined")
     return refs.dqn
 
 

@@ -1,4 +1,4 @@
-"""The paper's published JOWA results as data (spec §8.4, §8.6, §8.7; official `results/data.json`,
+"""The paper's published JOWA results as data (docs/official_jowa.md §8.4, §8.6, §8.7; official `results/data.json`,
 `eval/JOWA_*_raw_scores.json`).
 
 * `PAPER_MEAN_SCORES`: per-game mean raw returns (16 episodes each), rounded to 0.1 as published, for

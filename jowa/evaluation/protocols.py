@@ -18,7 +18,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "jowa": Protocol(
         "jowa", sticky=0.0, epsilon=0.001, max_episode_steps=108_000,
         description="the paper's protocol: no sticky actions, ε = 0.001, cap 108,000 agent steps "
-                    "(432,000 frames), no no-op starts (spec §8.1)",
+                    "(432,000 frames), no no-op starts (docs/official_jowa.md §8.1)",
     ),
     "standard": Protocol(
         "standard", sticky=0.25, epsilon=0.001, max_episode_steps=27_000,

@@ -204,7 +204,7 @@ def protocol(reps: int, seed: int, confidence: float) -> dict[str, Any]:
         "score": "raw undiscounted episode return (unclipped game rewards), as provided by the evaluator",
         "per_game": "mean over the game's episodes; HNS = (mean - random) / (human - random), "
                     "DNS = (mean - random) / (DQN - random) (min/max ordered as the official normalize); "
-                    "references of spec §8.5 for the 20 JOWA games, and random/human only from DeepMind's "
+                    "references of docs/official_jowa.md §8.5 for the 20 JOWA games, and random/human only from DeepMind's "
                     "Atari-57 table (dqn_zoo) for other games",
         "paper_aggregate": "over games: scipy.stats.trim_mean(per-game normalised means, 0.25), median, "
                            "mean, and #games whose raw mean is above the reference (official results.py)",
@@ -375,7 +375,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{boot['method']} ({boot['reps']:,} replications, seed {boot['seed']}).",
         f"- **Games without reference scores:** {proto['games_without_references']}.",
         "- **Caveat:** with greedy decisions and no sticky actions, episodes are nearly deterministic and often "
-        "repeat the same return (spec §8.2). The bootstrap treats them as independent, so its intervals "
+        "repeat the same return (docs/official_jowa.md §8.2). The bootstrap treats them as independent, so its intervals "
         "describe episode-to-episode spread, not seed-to-seed uncertainty, and are likely too narrow.",
         "", "### Settings", "", "```json", json.dumps(report["settings"], indent=2, sort_keys=True), "```", "",
         "## Per-game scores", "", *_game_table(agent), "",

@@ -47,7 +47,7 @@ def resolve_settings(
     num_envs: int, greedy: bool = False, settings_file: str | Path | None = None, seed: int = 0,
     max_episode_steps: int | None = None,
 ) -> EvaluationSettings:
-    """Command-line values, overridden per game by a settings file (spec §8.4 tables); fails early on bad input."""
+    """Command-line values, overridden per game by a settings file (docs/official_jowa.md §8.4 tables); fails early on bad input."""
     games = [check_game(g) for g in games]
     if not games:
         raise ValueError("no games to evaluate")

@@ -1,4 +1,4 @@
-"""The FIFO buffer of imagined segments (spec §9.1: capacity 10 × the dataset's segments), as tokens on CPU."""
+"""The FIFO buffer of imagined segments (docs/official_jowa.md §9.1: capacity 10 × the dataset's segments), as tokens on CPU."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fine-tuning configuration (spec §9): data selection, what trains, the schedule, imagination, evaluation.
+"""Fine-tuning configuration (docs/official_jowa.md §9): data selection, what trains, the schedule, imagination, evaluation.
 
 `configs/finetune/{tiny,official}.yaml` hold one `FinetuneConfig` each; `key=value` overrides go through
 `jowa.config.apply_overrides`. The official values are the dataclass defaults.
@@ -37,7 +37,7 @@ class TokenizerFinetuneConfig:
 
 @dataclass
 class ImaginationConfig:
-    """Model-based data synthesis (spec §9.1), with the official off-by-one and scale bugs fixed."""
+    """Model-based data synthesis (docs/official_jowa.md §9.1), with the official off-by-one and scale bugs fixed."""
 
     enabled: bool = False  # official README command: on
     after: int = 20_000  # first step that mixes imagined segments in

@@ -1,4 +1,4 @@
-"""Model-based data synthesis for fine-tuning (spec §9.1), kept as tokens, with the official bugs fixed.
+"""Model-based data synthesis for fine-tuning (docs/official_jowa.md §9.1), kept as tokens, with the official bugs fixed.
 
 From a real L-step segment (steps 0..L-1, all real, the last not terminal) and horizon H:
 - context: the last C = L − H real steps, observations o_H..o_{L-1} with the actions *between* them,

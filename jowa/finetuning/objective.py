@@ -1,5 +1,5 @@
 """The fine-tuning objective: stage-2 losses on real segments, TD + CQL also on imagined ones, and
-optionally the tokenizer's own loss (spec §5, §9).
+optionally the tokenizer's own loss (docs/official_jowa.md §5, §9).
 
 One forward pass over [real; imagined] rows. The world-model cross-entropies read only the real rows
 (imagined transitions are the model's own predictions, not data); TD and CQL read all rows. Without

@@ -1,4 +1,4 @@
-"""C51 return distributions from the Q ensemble's logits (spec §4 "Combining into Q-values")."""
+"""C51 return distributions from the Q ensemble's logits (docs/official_jowa.md §4 "Combining into Q-values")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where each kind of token sits in the 37-token block, and which positions each head reads (spec §4)."""
+"""Where each kind of token sits in the 37-token block, and which positions each head reads (docs/official_jowa.md §4)."""
 
 from __future__ import annotations
 

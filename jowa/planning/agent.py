@@ -1,4 +1,4 @@
-"""The acting agent: a token memory per environment, the planner, and ε-random valid actions (spec §7.1)."""
+"""The acting agent: a token memory per environment, the planner, and ε-random valid actions (docs/official_jowa.md §7.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Batched beam search in the learned world model (spec §7.3), over many environments at once.
+"""Batched beam search in the learned world model (docs/official_jowa.md §7.3), over many environments at once.
 
 The official planner handles one environment per process. Here one call plans for E environments,
 each with its own game, context and beam width: the root pass and every depth's expansion are single

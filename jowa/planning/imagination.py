@@ -1,4 +1,4 @@
-"""One imagined environment step in the learned model: 37 cached single-token passes (spec §7.3)."""
+"""One imagined environment step in the learned model: 37 cached single-token passes (docs/official_jowa.md §7.3)."""
 
 from __future__ import annotations
 

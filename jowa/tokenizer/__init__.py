@@ -1,4 +1,4 @@
-"""VQ-VAE tokenizer (frame ↔ 36 tokens) and the offline LPIPS perceptual loss (spec §2)."""
+"""VQ-VAE tokenizer (frame ↔ 36 tokens) and the offline LPIPS perceptual loss (docs/official_jowa.md §2)."""
 
 from jowa.tokenizer.lpips import LPIPS, LPIPSWeightsError, load_lpips, lpips_state_dict
 from jowa.tokenizer.nets import AttnBlock, Decoder, Downsample, Encoder, ResnetBlock, Upsample

@@ -1,4 +1,4 @@
-"""LPIPS perceptual distance (v0.1) in plain torch, with weights from local files only (spec §2.7).
+"""LPIPS perceptual distance (v0.1) in plain torch, with weights from local files only (docs/official_jowa.md §2.7).
 
 Same computation as the `lpips` package and the taming/IRIS copy used by JOWA: ScalingLayer → VGG16
 (or AlexNet) trunk sliced after relu1_2 … relu5_3 → unit-normalise along channels (eps 1e-10) →

@@ -1,4 +1,4 @@
-"""Encoder and decoder of the VQ-VAE tokenizer (spec §2.2, §2.4, §2.5).
+"""Encoder and decoder of the VQ-VAE tokenizer (docs/official_jowa.md §2.2, §2.4, §2.5).
 
 Taming/IRIS-style nets with JOWA's changes: GroupNorm with 2 groups, a first down-sampling by 7
 (pad right/bottom by 1, conv kernel 8, stride 7: 84 → 12) and a first up-sampling by 7 (nearest ×7
@@ -231,7 +231,7 @@ class Decoder(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """Spec §2.5: convs (and linears) orthogonal with the ReLU gain √2, biases 0; GroupNorm 1/0."""
+    """docs/official_jowa.md §2.5: convs (and linears) orthogonal with the ReLU gain √2, biases 0; GroupNorm 1/0."""
     gain = math.sqrt(2.0)
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

@@ -1,4 +1,4 @@
-"""Vector quantisation (spec §2.3): pure functions of tensors, plus the codebook module.
+"""Vector quantisation (docs/official_jowa.md §2.3): pure functions of tensors, plus the codebook module.
 
 Tokens are the argmin over codebook entries of ‖z‖² + ‖e‖² − 2 z·e, summed in exactly that order
 (float32) like the official code, ties going to the lowest index; positions are numbered row-major

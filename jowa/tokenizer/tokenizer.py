@@ -1,4 +1,4 @@
-"""The VQ-VAE tokenizer (spec §2): frame [1, 84, 84] in [0, 1] ↔ 36 tokens (6×6) of a 2048-code book.
+"""The VQ-VAE tokenizer (docs/official_jowa.md §2): frame [1, 84, 84] in [0, 1] ↔ 36 tokens (6×6) of a 2048-code book.
 
 Submodules and their order mirror the official `Tokenizer` (encoder, pre_quant_conv, embedding,
 post_quant_conv, decoder), so official state dicts load with `strict=True`. The LPIPS net of the

@@ -23,7 +23,7 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 @dataclass
 class TokenizerStageConfig:
-    """Stage 1: the VQ-VAE on frames sampled from the replay episodes (spec §2.8)."""
+    """Stage 1: the VQ-VAE on frames sampled from the replay episodes (docs/official_jowa.md §2.8)."""
 
     steps: int = 250_000
     batch_size: int = 2048  # frames per optimizer step, global (official `tokenizer.batch_size`)
@@ -38,7 +38,7 @@ class TokenizerStageConfig:
 
 @dataclass
 class WorldStageConfig:
-    """Stage 2: the world-action model on token segments (spec §6.1).
+    """Stage 2: the world-action model on token segments (docs/official_jowa.md §6.1).
 
     Steps [0, critic_start) train the world-model losses only (lr `lr`, Q head frozen); from
     `critic_start` on, TD + CQL + supervised_weight × world-model losses with a fresh AdamW whose

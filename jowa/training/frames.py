@@ -1,7 +1,7 @@
 """Stage-1 input: a pool of frames sampled from the replay episodes, and batches drawn from it.
 
 The official run took its tokenizer frames from the current world-model batch (uniform over all
-transitions, with replacement, black padding frames included — spec §2.8). Here the frames of the
+transitions, with replacement, black padding frames included — docs/official_jowa.md §2.8). Here the frames of the
 replay are reservoir-sampled into a bounded in-memory pool, then batches are drawn uniformly with
 replacement from it: the same distribution over real frames, without the padding quirk, and a
 memory bound that does not grow with the dataset.

@@ -2,7 +2,7 @@
 
 Wrapping the objective (not the bare model) is what makes the forward pass run *through* DDP /
 DeepSpeed, so their gradient hooks fire. The official code called `.module.compute_loss(...)` on
-its DDP wrapper, which bypasses them and leaves every rank training alone (spec §6.3).
+its DDP wrapper, which bypasses them and leaves every rank training alone (docs/official_jowa.md §6.3).
 """
 
 from __future__ import annotations

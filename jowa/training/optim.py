@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules of both stages (spec §2.8, §6.1).
+"""Optimizers and learning-rate schedules of both stages (docs/official_jowa.md §2.8, §6.1).
 
 World-action model (official `configure_optimizer`), AdamW with three groups:
 - "decay": weight decay on Linear weights of the backbone and the obs/reward/end heads;

@@ -1,4 +1,4 @@
-"""Stage 1 as a `Stage`: the VQ-VAE tokenizer on frames from the replay (spec §2.7–2.8).
+"""Stage 1 as a `Stage`: the VQ-VAE tokenizer on frames from the replay (docs/official_jowa.md §2.7–2.8).
 
 Adam (lr 1e-4, default betas, no weight decay), global-norm clipping 1.0, loss = commitment + L1 +
 LPIPS. A grid of fixed frames (originals over reconstructions) is written as PNG every `grid_every`

@@ -1,4 +1,4 @@
-"""Stage 2 as a `Stage`: the world-action model on token segments (spec §6).
+"""Stage 2 as a `Stage`: the world-action model on token segments (docs/official_jowa.md §6).
 
 Phase "world_model" (steps < critic_start): world-model losses only; the Q head is frozen so it
 gets no gradients and no weight decay (the official Q head sat in an optimizer group without
