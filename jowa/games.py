@@ -73,50 +73,50 @@ MINIMAL_ACTION_SETS: dict[str, tuple[int, ...]] = {
 @dataclass(frozen=True)
 class ReferenceScores:
     random: float
-    human: float
-    dqn: float | None  # None where the official base_scores give no DQN score: DNS is then undefined
+    human: float | None  # None where no human score is known (the official table's Pooyan entry is a 0 placeholder)
+    dqn: float | None  # None where the official table gives no DQN score: DNS is then undefined
 
 
-# results/base_scores.py of the official code, for the 20 games JOWA uses (docs/official_jowa.md §8.5).
-_JOWA_BASE_SCORES: dict[str, ReferenceScores] = {
-    name: ReferenceScores(*values)
-    for name, values in {
-        "Assault": (222.4, 742.0, 1525.2), "Atlantis": (12850.0, 29028.1, 853640.0),
-        "BeamRider": (363.9, 16926.5, 5852.4), "Berzerk": (123.7, 2630.4, 487.5),
-        "Carnival": (700.8, 3800.0, 4784.8), "Centipede": (2090.9, 12017.0, 2583.0),
-        "ChopperCommand": (811.0, 7387.8, 2690.6), "DemonAttack": (152.1, 1971.0, 6361.6),
-        "NameThisGame": (2292.3, 8049.0, 7278.6), "Phoenix": (761.4, 7242.6, 4996.6),
-        "Seaquest": (68.4, 42054.7, 1600.7), "SpaceInvaders": (148.0, 1668.7, 1794.2),
-        "StarGunner": (664.0, 10250.0, 42165.2), "TimePilot": (3568.0, 5229.2, 3654.4),
-        "Zaxxon": (32.5, 9173.3, 4538.6), "Pong": (-20.7, 14.6, 16.6),
-        "MsPacman": (307.3, 6951.6, 3402.4), "Gravitar": (173.0, 3351.4, 330.1),
-        "YarsRevenge": (3092.9, 54576.9, 23909.4), "Robotank": (2.2, 11.9, 59.8),
-    }.items()
+# results/base_scores.py of the official code: random, human and DQN scores of 46 games (docs/official_jowa.md
+# §8.5). The official human score of Pooyan is a placeholder 0, kept out here (Pooyan has DNS, not HNS).
+_OFFICIAL_BASE_SCORES: dict[str, tuple[float, float | None, float]] = {
+    "Alien": (227.8, 7127.7, 2484.5), "Amidar": (5.8, 1719.5, 1207.7), "Assault": (222.4, 742.0, 1525.2),
+    "Asterix": (210.0, 8503.3, 2711.4), "Atlantis": (12850.0, 29028.1, 853640.0),
+    "BankHeist": (14.2, 753.1, 601.8), "BattleZone": (2360.0, 37187.5, 17784.8),
+    "BeamRider": (363.9, 16926.5, 5852.4), "Berzerk": (123.7, 2630.4, 487.5), "Boxing": (0.1, 12.1, 78.0),
+    "Breakout": (1.7, 30.5, 96.2), "Carnival": (700.8, 3800.0, 4784.8), "Centipede": (2090.9, 12017.0, 2583.0),
+    "ChopperCommand": (811.0, 7387.8, 2690.6), "CrazyClimber": (10780.5, 35829.4, 104568.8),
+    "DemonAttack": (152.1, 1971.0, 6361.6), "DoubleDunk": (-18.6, -16.4, -6.5), "Enduro": (0.0, 860.5, 628.9),
+    "FishingDerby": (-91.7, -38.7, 0.6), "Freeway": (0.0, 29.6, 26.3), "Frostbite": (65.2, 4334.7, 367.1),
+    "Gopher": (257.6, 2412.5, 5479.9), "Gravitar": (173.0, 3351.4, 330.1), "Hero": (1027.0, 30826.4, 17325.4),
+    "IceHockey": (-11.2, 0.9, -5.8), "Jamesbond": (29.0, 302.8, 573.3), "Kangaroo": (52.0, 3035.0, 11486.0),
+    "Krull": (1598.0, 2665.5, 6097.6), "KungFuMaster": (258.5, 22736.3, 23435.4),
+    "MsPacman": (307.3, 6951.6, 3402.4), "NameThisGame": (2292.3, 8049.0, 7278.6),
+    "Phoenix": (761.4, 7242.6, 4996.6), "Pong": (-20.7, 14.6, 16.6), "Pooyan": (371.2, None, 3212.0),
+    "Qbert": (163.9, 13455.0, 10117.5), "Riverraid": (1338.5, 17118.0, 11638.9), "Robotank": (2.2, 11.9, 59.8),
+    "Seaquest": (68.4, 42054.7, 1600.7), "SpaceInvaders": (148.0, 1668.7, 1794.2),
+    "StarGunner": (664.0, 10250.0, 42165.2), "TimePilot": (3568.0, 5229.2, 3654.4),
+    "UpNDown": (533.4, 11693.2, 8488.3), "VideoPinball": (16256.9, 17667.9, 63406.1),
+    "WizardOfWor": (563.5, 4756.5, 2065.8), "YarsRevenge": (3092.9, 54576.9, 23909.4),
+    "Zaxxon": (32.5, 9173.3, 4538.6),
 }
 
 # Random and human scores of further catalogue games, from DeepMind's Atari-57 table (dqn_zoo/atari_data.py:
-# no-op starts, 108k-frame cap), which agrees exactly with the 19 official entries above that it covers.
-# The official DQN scores are known only for the 20 games above, so these games have HNS but no DNS.
-# AirRaid, ElevatorAction, JourneyEscape and Pooyan are not in that table and have no reference scores.
-_ATARI57_RANDOM_HUMAN: dict[str, ReferenceScores] = {
-    name: ReferenceScores(random, human, dqn=None)
+# no-op starts, 108k-frame cap), which agrees exactly with the official entries it shares. These games have
+# HNS but no DNS. AirRaid, ElevatorAction and JourneyEscape are in neither table and have no reference scores.
+_ATARI57_RANDOM_HUMAN: dict[str, tuple[float, float | None, None]] = {
+    name: (random, human, None)
     for name, (random, human) in {
-        "Alien": (227.8, 7127.7), "Amidar": (5.8, 1719.5), "Asterix": (210.0, 8503.3),
-        "Asteroids": (719.1, 47388.7), "BankHeist": (14.2, 753.1), "BattleZone": (2360.0, 37187.5),
-        "Bowling": (23.1, 160.7), "Boxing": (0.1, 12.1), "Breakout": (1.7, 30.5),
-        "CrazyClimber": (10780.5, 35829.4), "DoubleDunk": (-18.6, -16.4), "Enduro": (0.0, 860.5),
-        "FishingDerby": (-91.7, -38.7), "Freeway": (0.0, 29.6), "Frostbite": (65.2, 4334.7),
-        "Gopher": (257.6, 2412.5), "Hero": (1027.0, 30826.4), "IceHockey": (-11.2, 0.9),
-        "Jamesbond": (29.0, 302.8), "Kangaroo": (52.0, 3035.0), "Krull": (1598.0, 2665.5),
-        "KungFuMaster": (258.5, 22736.3), "MontezumaRevenge": (0.0, 4753.3), "Pitfall": (-229.4, 6463.7),
-        "PrivateEye": (24.9, 69571.3), "Qbert": (163.9, 13455.0), "Riverraid": (1338.5, 17118.0),
-        "RoadRunner": (11.5, 7845.0), "Skiing": (-17098.1, -4336.9), "Solaris": (1236.3, 12326.7),
-        "Tennis": (-23.8, -8.3), "Tutankham": (11.4, 167.6), "UpNDown": (533.4, 11693.2), "Venture": (0.0, 1187.5),
-        "VideoPinball": (16256.9, 17667.9), "WizardOfWor": (563.5, 4756.5),
+        "Asteroids": (719.1, 47388.7), "Bowling": (23.1, 160.7), "MontezumaRevenge": (0.0, 4753.3),
+        "Pitfall": (-229.4, 6463.7), "PrivateEye": (24.9, 69571.3), "RoadRunner": (11.5, 7845.0),
+        "Skiing": (-17098.1, -4336.9), "Solaris": (1236.3, 12326.7), "Tennis": (-23.8, -8.3),
+        "Tutankham": (11.4, 167.6), "Venture": (0.0, 1187.5),
     }.items()
 }
 
-REFERENCE_SCORES: dict[str, ReferenceScores] = {**_JOWA_BASE_SCORES, **_ATARI57_RANDOM_HUMAN}
+REFERENCE_SCORES: dict[str, ReferenceScores] = {
+    name: ReferenceScores(*values) for name, values in {**_OFFICIAL_BASE_SCORES, **_ATARI57_RANDOM_HUMAN}.items()
+}
 
 
 def check_game(game: str) -> str:
@@ -154,7 +154,7 @@ def action_masks() -> torch.Tensor:
 
 
 def reference_scores(game: str) -> ReferenceScores:
-    """The game's random/human (and, for the 20 JOWA games, DQN) scores; KeyError if it has none."""
+    """The game's random and human/DQN scores (either may be None); KeyError if it has none at all."""
     if check_game(game) not in REFERENCE_SCORES:
         missing = sorted(set(GAME_NAMES) - set(REFERENCE_SCORES))
         raise KeyError(f"No random/human/DQN reference scores for {game!r}; games without any: {missing}")

@@ -24,7 +24,7 @@ from jowa.evaluation.paper_scores import (
     PAPER_SUMMARY,
     RAW_RETURNS_COLUMN,
 )
-from jowa.games import FINETUNE_GAMES, GAME_NAMES, PRETRAIN_GAMES, REFERENCE_SCORES
+from jowa.games import FINETUNE_GAMES, GAME_NAMES, PRETRAIN_GAMES, REFERENCE_SCORES, ReferenceScores
 
 # ---------------------------------------------------------------- (a) the paper's aggregates
 
@@ -134,14 +134,22 @@ def test_official_reference_scores_of_the_20_jowa_games_are_unchanged() -> None:
     for game, values in spec_8_5.items():
         refs = REFERENCE_SCORES[game]
         assert (refs.random, refs.human, refs.dqn) == values, game
-    # Every other game with references has random/human only: no DQN score beyond the official 20.
-    assert all(r.dqn is None for g, r in REFERENCE_SCORES.items() if g not in spec_8_5)
+    # The official table covers 46 games in all (results/base_scores.py); Pooyan's human score there is a 0
+    # placeholder, left out. The 11 other games with references have random/human only (DeepMind's Atari-57).
+    with_dqn = {g for g, r in REFERENCE_SCORES.items() if r.dqn is not None}
+    assert len(with_dqn) == 46 and set(spec_8_5) <= with_dqn
+    assert (REFERENCE_SCORES["Breakout"].random, REFERENCE_SCORES["Breakout"].human, REFERENCE_SCORES["Breakout"].dqn) == (1.7, 30.5, 96.2)
+    assert REFERENCE_SCORES["Pooyan"] == ReferenceScores(371.2, None, 3212.0)
+    assert REFERENCE_SCORES["Boxing"].dqn == 78.0 and REFERENCE_SCORES["VideoPinball"].dqn == 63406.1
+    assert len(REFERENCE_SCORES) == 57 and REFERENCE_SCORES["Asteroids"].dqn is None
     assert set(REFERENCE_SCORES) <= set(GAME_NAMES)
 
 
 def test_games_with_partial_or_no_reference_scores() -> None:
     assert has_reference("Pong", "human") and has_reference("Pong", "dqn")
-    assert has_reference("Breakout", "human") and not has_reference("Breakout", "dqn")
+    assert has_reference("Breakout", "human") and has_reference("Breakout", "dqn")
+    assert has_reference("Asteroids", "human") and not has_reference("Asteroids", "dqn")
+    assert has_reference("Pooyan", "dqn") and not has_reference("Pooyan", "human")
     assert not has_reference("AirRaid", "human") and not has_reference("AirRaid", "dqn")
     # Breakout: random 1.7, human 30.5 (DeepMind's Atari-57 table)
     np.testing.assert_allclose(normalized_scores("Breakout", [1.7, 30.5], "human"), [0.0, 1.0])
@@ -149,8 +157,8 @@ def test_games_with_partial_or_no_reference_scores() -> None:
         has_reference("Breakot", "human")
     with pytest.raises(ValueError, match="reference"):
         has_reference("Pong", "expert")  # type: ignore[arg-type]
-    with pytest.raises(KeyError, match="No DQN reference score"):
-        paper_aggregate({"Pong": 0.0, "Breakout": 10.0}, "dqn")
+    with pytest.raises(KeyError, match="No dqn reference score"):
+        paper_aggregate({"Pong": 0.0, "Asteroids": 10.0}, "dqn")
 
 
 def test_reference_below_random_swaps_min_and_max_as_official_code() -> None:
@@ -165,8 +173,10 @@ def test_bad_inputs_fail_clearly() -> None:
         normalized_scores("Pacman", [1.0], "human")
     with pytest.raises(KeyError, match="No random/human/DQN"):
         normalized_scores("AirRaid", [1.0], "human")  # in the catalogue, but no reference scores
-    with pytest.raises(KeyError, match="No DQN reference score"):
-        normalized_scores("Breakout", [1.0], "dqn")  # random/human known, but no official DQN score
+    with pytest.raises(KeyError, match="No dqn reference score"):
+        normalized_scores("Asteroids", [1.0], "dqn")  # random/human known, but no official DQN score
+    with pytest.raises(KeyError, match="No human reference score"):
+        normalized_scores("Pooyan", [1.0], "human")  # the official human score is a 0 placeholder
     with pytest.raises(ValueError, match="reference"):
         normalized_scores("Pong", [1.0], "expert")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="finite"):

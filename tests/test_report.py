@@ -65,8 +65,8 @@ def _assert_pngs(out: Path) -> None:
         assert data[:8] == PNG_MAGIC and len(data) > 1000, name
 
 
-# Breakout has random/human scores but no official DQN score; AirRaid and Pooyan have no reference scores.
-MIXED = {"Pong": [-19.0, -15.0, 3.5], "Assault": [300.0, 812.0, 1010.0], "Breakout": [12.0, 30.0, 41.0],
+# Asteroids has random/human scores but no official DQN score; AirRaid and JourneyEscape have no reference scores.
+MIXED = {"Pong": [-19.0, -15.0, 3.5], "Assault": [300.0, 812.0, 1010.0], "Asteroids": [1200.0, 2000.0, 3100.0],
          "AirRaid": [1200.0, 2500.0, 1800.0]}
 
 
@@ -75,7 +75,7 @@ def test_games_without_reference_scores_are_reported_raw_and_left_out_of_aggrega
     tmp_path: Path, with_baseline: bool
 ) -> None:
     results = EvaluationResults(MIXED, name="agent")
-    baseline = EvaluationResults({"Pong": [-21.0, -20.0], "Breakout": [1.0, 2.0, 0.0], "AirRaid": [2600.0, 2400.0]},
+    baseline = EvaluationResults({"Pong": [-21.0, -20.0], "Asteroids": [700.0, 800.0, 650.0], "AirRaid": [2600.0, 2400.0]},
                                  name="random") if with_baseline else None
     out = write_report(tmp_path / "r", results, {}, baseline, bootstrap_reps=REPS, seed=3)
     assert sorted(p.name for p in out.iterdir()) == sorted([*PNG_FILES, "report.json", "report.md"])
@@ -87,13 +87,13 @@ def test_games_without_reference_scores_are_reported_raw_and_left_out_of_aggrega
     assert games["AirRaid"]["min"] == 1200.0 and games["AirRaid"]["max"] == 2500.0
     assert games["AirRaid"]["hns"] is None and games["AirRaid"]["dns"] is None
     assert games["AirRaid"]["reference"] == {"random": None, "human": None, "dqn": None}
-    assert games["Breakout"]["hns"] == pytest.approx((np.mean(MIXED["Breakout"]) - 1.7) / (30.5 - 1.7))
-    assert games["Breakout"]["dns"] is None and games["Breakout"]["reference"]["dqn"] is None
+    assert games["Asteroids"]["hns"] == pytest.approx((np.mean(MIXED["Asteroids"]) - 719.1) / (47388.7 - 719.1))
+    assert games["Asteroids"]["dns"] is None and games["Asteroids"]["reference"]["dqn"] is None
     assert games["Pong"]["dns"] is not None
 
     agg = report["results"]["aggregates"]
-    assert agg["games"] == {"hns": ["Assault", "Breakout", "Pong"], "dns": ["Assault", "Pong"]}
-    assert set(agg["excluded"]["hns"]) == {"AirRaid"} and set(agg["excluded"]["dns"]) == {"AirRaid", "Breakout"}
+    assert agg["games"] == {"hns": ["Assault", "Asteroids", "Pong"], "dns": ["Assault", "Pong"]}
+    assert set(agg["excluded"]["hns"]) == {"AirRaid"} and set(agg["excluded"]["dns"]) == {"AirRaid", "Asteroids"}
     for key, reference in (("hns", "human"), ("dns", "dqn")):
         subset = {g: MIXED[g] for g in agg["games"][key]}
         paper = paper_aggregate({g: float(np.mean(v)) for g, v in subset.items()}, reference)
@@ -105,27 +105,27 @@ def test_games_without_reference_scores_are_reported_raw_and_left_out_of_aggrega
     md = (out / "report.md").read_text()
     assert "| AirRaid | 3 |" in md and "n/a" in md
     assert "- AirRaid: left out of the HNS and DNS aggregates (no published random/human reference scores)" in md
-    assert "- Breakout: left out of the DNS aggregates only (no official DQN reference score" in md
+    assert "- Asteroids: left out of the DNS aggregates only (no official DQN reference score" in md
 
     if not with_baseline:
         assert report["comparison"] is None and "some games here lack" in md
         return
     cmp = report["comparison"]
-    assert cmp["games"] == ["AirRaid", "Breakout", "Pong"]  # wins/losses cover games without references too
+    assert cmp["games"] == ["AirRaid", "Asteroids", "Pong"]  # wins/losses cover games without references too
     assert cmp["wins"] == 2 and cmp["losses"] == 1 and cmp["ties"] == 0
     assert cmp["mean_difference"]["AirRaid"] == pytest.approx(1833.333333 - 2500.0)
-    assert cmp["run_level_iqm_on_shared_games"]["hns"]["games"] == ["Breakout", "Pong"]
+    assert cmp["run_level_iqm_on_shared_games"]["hns"]["games"] == ["Asteroids", "Pong"]
     assert cmp["run_level_iqm_on_shared_games"]["dns"]["games"] == ["Pong"]
     assert report["baseline"]["games"]["AirRaid"]["hns"] is None
     assert "higher in 2 of 3 shared games (lower in 1, equal in 0)" in md
-    assert "the 2 shared games with human reference scores (Breakout, Pong)" in md
+    assert "the 2 shared games with human reference scores (Asteroids, Pong)" in md
     assert "| AirRaid | 1,833.3 ± 531.2 | 2,500.0 ± 100.0 | -666.7 | lower |" in md
 
 
 @pytest.mark.parametrize("with_baseline", [False, True])
 def test_no_game_with_reference_scores_still_writes_a_full_report(tmp_path: Path, with_baseline: bool) -> None:
-    results = EvaluationResults({"AirRaid": [900.0, 1500.0], "Pooyan": [300.0, 300.0, 500.0]}, name="agent")
-    baseline = EvaluationResults({"AirRaid": [600.0, 400.0], "Pooyan": [400.0, 400.0]}, name="random")
+    results = EvaluationResults({"AirRaid": [900.0, 1500.0], "JourneyEscape": [300.0, 300.0, 500.0]}, name="agent")
+    baseline = EvaluationResults({"AirRaid": [600.0, 400.0], "JourneyEscape": [400.0, 400.0]}, name="random")
     out = write_report(tmp_path / "r", results, {}, baseline if with_baseline else None, bootstrap_reps=REPS)
     _assert_pngs(out)
     report = load_report(out)
@@ -144,7 +144,7 @@ def test_no_game_with_reference_scores_still_writes_a_full_report(tmp_path: Path
 
 
 def test_games_with_human_but_no_dqn_reference_have_hns_aggregates_only(tmp_path: Path) -> None:
-    out = write_report(tmp_path / "r", EvaluationResults({"Breakout": [3.0, 5.0, 9.0]}), {}, bootstrap_reps=REPS)
+    out = write_report(tmp_path / "r", EvaluationResults({"Asteroids": [3.0, 5.0, 9.0]}), {}, bootstrap_reps=REPS)
     _assert_pngs(out)
     agg = load_report(out)["results"]["aggregates"]
     assert agg["paper"]["hns"]["num_games"] == 1 and agg["paper"]["dns"] is None and agg["run_level"]["dns"] is None
@@ -226,3 +226,12 @@ def test_write_video_mp4_needs_ffmpeg_plugin(tmp_path: Path) -> None:
         assert list(tmp_path.iterdir()) == []  # no temporary file left behind
     else:
         assert write_video(frames, tmp_path / "episode.mp4").stat().st_size > 0
+
+
+def test_a_game_with_dqn_but_no_human_reference_has_dns_only(tmp_path: Path) -> None:
+    out = write_report(tmp_path / "r", EvaluationResults({"Pooyan": [900.0, 1500.0]}), {}, bootstrap_reps=REPS)
+    games = load_report(out)["results"]["games"]
+    assert games["Pooyan"]["hns"] is None
+    assert games["Pooyan"]["dns"] == pytest.approx((1200.0 - 371.2) / (3212.0 - 371.2))
+    md = (out / "report.md").read_text()
+    assert "- Pooyan: left out of the HNS aggregates only (no human reference score" in md

@@ -41,7 +41,7 @@ def normalize(score: float | np.ndarray, low: float, high: float) -> np.ndarray:
     """(score − min(low, high)) / |high − low| as float64, as the official `normalize`.
 
     The official code orders the two references before normalising, so a reference below the random
-    score swaps roles with it (never the case for the 20 JOWA games).
+    score swaps roles with it (never the case in the official table of 46 games).
     """
     lo, hi = min(low, high), max(low, high)
     if hi == lo:
@@ -58,19 +58,18 @@ def has_reference(game: str, reference: Reference) -> bool:
     """Whether `game` can be normalised against `reference` (its random and reference scores are known)."""
     _check_reference(reference)
     refs = REFERENCE_SCORES.get(check_game(game))
-    return refs is not None and (reference == "human" or refs.dqn is not None)
+    return refs is not None and (refs.human if reference == "human" else refs.dqn) is not None
 
 
 def reference_value(game: str, reference: Reference) -> float:
     """The raw score that normalises to 1 for `reference` ("human" or "dqn")."""
     _check_reference(reference)
     refs = reference_scores(game)
-    if reference == "human":
-        return refs.human
-    if refs.dqn is None:
-        raise KeyError(f"No DQN reference score for {game!r}: the official JOWA base_scores give DQN scores "
-                       "only for the 20 JOWA games (docs/official_jowa.md §8.5), so its DNS is undefined")
-    return refs.dqn
+    value = refs.human if reference == "human" else refs.dqn
+    if value is None:
+        raise KeyError(f"No {reference} reference score for {game!r} in the official table of 46 games or "
+                       "DeepMind's Atari-57 table (docs/official_jowa.md §8.5), so it cannot be normalised")
+    return value
 
 
 def normalized_scores(game: str, scores: float | Sequence[float] | np.ndarray, reference: Reference) -> np.ndarray:

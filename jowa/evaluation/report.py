@@ -46,7 +46,8 @@ PNG_FILES = ("raw_returns.png", "normalized_scores.png", "aggregates.png")
 _VERSIONED_PACKAGES = ("jowa", "numpy", "scipy", "torch", "ale-py", "gymnasium", "matplotlib")
 _REFERENCE_LABEL = {"human": "HNS", "dqn": "DNS"}
 _NO_REFERENCES = "no published random/human reference scores"
-_NO_DQN = "no official DQN reference score; JOWA's base_scores give one only for its 20 games"
+_NO_DQN = "no official DQN reference score; the official base_scores cover 46 games"
+_NO_HUMAN = "no human reference score; the official table's is a 0 placeholder"
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,9 @@ def exclusion_reason(game: str, reference: Reference) -> str | None:
     """Why `game` is left out of the `reference`-normalised aggregates; None if it is included."""
     if has_reference(game, reference):
         return None
-    return _NO_REFERENCES if game not in REFERENCE_SCORES else _NO_DQN
+    if game not in REFERENCE_SCORES:
+        return _NO_REFERENCES
+    return _NO_DQN if reference == "dqn" else _NO_HUMAN
 
 
 def _game_summary(game: str, values: Sequence[float], metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,7 +207,7 @@ def protocol(reps: int, seed: int, confidence: float) -> dict[str, Any]:
         "score": "raw undiscounted episode return (unclipped game rewards), as provided by the evaluator",
         "per_game": "mean over the game's episodes; HNS = (mean - random) / (human - random), "
                     "DNS = (mean - random) / (DQN - random) (min/max ordered as the official normalize); "
-                    "references of docs/official_jowa.md §8.5 for the 20 JOWA games, and random/human only from DeepMind's "
+                    "references of the official table of 46 games (docs/official_jowa.md §8.5), and random/human only from DeepMind's "
                     "Atari-57 table (dqn_zoo) for other games",
         "paper_aggregate": "over games: scipy.stats.trim_mean(per-game normalised means, 0.25), median, "
                            "mean, and #games whose raw mean is above the reference (official results.py)",
@@ -286,15 +289,14 @@ def _aggregate_table(summaries: Sequence[Mapping[str, Any]], confidence: float) 
 
 def _exclusion_lines(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     """Bullets naming the games left out of the aggregates, over all sides of the report, and why."""
-    # A game with a DQN score also has random/human ones, so the DNS exclusions hold the HNS ones.
-    left_out = sorted({g for s in summaries for g in s["aggregates"]["excluded"]["dns"]})
-    no_references = [g for g in left_out if g not in REFERENCE_SCORES]
-    no_dqn = [g for g in left_out if g in REFERENCE_SCORES]
+    out = {key: {g for s in summaries for g in s["aggregates"]["excluded"][key]} for key in ("hns", "dns")}
+    groups = ((sorted(out["hns"] & out["dns"]), "the HNS and DNS aggregates", _NO_REFERENCES),
+              (sorted(out["dns"] - out["hns"]), "the DNS aggregates only", _NO_DQN),
+              (sorted(out["hns"] - out["dns"]), "the HNS aggregates only", _NO_HUMAN))
     lines = []
-    if no_references:
-        lines.append(f"- {', '.join(no_references)}: left out of the HNS and DNS aggregates ({_NO_REFERENCES}).")
-    if no_dqn:
-        lines.append(f"- {', '.join(no_dqn)}: left out of the DNS aggregates only ({_NO_DQN}).")
+    for games, where, why in groups:
+        if games:
+            lines.append(f"- {', '.join(games)}: left out of {where} ({why}).")
     return lines
 
 
