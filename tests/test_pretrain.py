@@ -4,13 +4,13 @@ that must fail before any training starts."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cpu_ranks_env
 
 from jowa.data.replay import replay_log_dir
 from jowa.data.replay_writer import ReplayWriter
@@ -151,7 +151,7 @@ def test_pretrain_script_under_a_multi_rank_launcher(launcher: str, replay: Path
         command = ["torchrun", "--nproc_per_node", "2", "--master_port", port, "pretrain.py", "--size", "tiny",
                    "--tokens", str(first_stages / "tokens"), "--tokenizer", str(first_stages / "final" / "tokenizer"),
                    "--out", str(out), *FAST]
-    done = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+    done = subprocess.run(command, cwd=REPO, env=cpu_ranks_env(), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record = json.loads((out / "run.json").read_text())

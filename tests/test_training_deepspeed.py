@@ -5,7 +5,6 @@ DDP under torchrun runs the same loop to the very same weights."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -13,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cpu_ranks_env
 import torch
 from safetensors.torch import load_file
 
@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 def launch(out: Path, *args: str, launcher: str = "deepspeed") -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = cpu_ranks_env()
     start = (["deepspeed", "--num_gpus", "2"] if launcher == "deepspeed" else ["torchrun", "--nproc_per_node", "2"])
     command = [*start, "--master_port", str(free_port()), str(SCRIPT), "--out", str(out),
                "--steps", "6", "--critic-start", "3", "--every", "6", "--batch-size", "8", "--grad-accum", "2", *args]
