@@ -35,6 +35,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="training config name (configs/training/) or YAML path")
     parser.add_argument("--steps", type=int, help="shortcut for world.steps=N")
     parser.add_argument("--tokenizer-steps", type=int, help="shortcut for tokenizer.steps=N")
+    parser.add_argument("--verify", action="store_true", help="check the sha256 of existing token shards first")
     parser.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)  # from the deepspeed launcher
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     return parser.parse_intermixed_args(argv)  # key=value overrides may sit between options
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     options = PretrainOptions(
         size=args.size, out=args.out, replay=args.replay, tokens=args.tokens, tokenizer=args.tokenizer,
         stage=args.stage, resume=args.resume, training=args.config, overrides=overrides,
-        games=[g.strip() for g in args.games.split(",") if g.strip()] if args.games else None,
+        games=[g.strip() for g in args.games.split(",") if g.strip()] if args.games else None, verify=args.verify,
     )
     ctx = init_distributed()
     code = 0

@@ -177,6 +177,7 @@ def test_prepare_cli_tokenizes_a_subsample_and_shows_info(replay, tmp_path, caps
     prepare.main(["info", "--out", str(out)])
     shown = capsys.readouterr().out
     assert "Pong" in shown and "Breakout" in shown and "bytes/transition" in shown
-    with pytest.raises(SystemExit, match="error: "):
+    with pytest.raises(SystemExit) as exit_info:
         prepare.main(["tokenize", "--replay", str(tmp_path / "missing"), "--tokenizer", "patch-quantizer",
                       "--out", str(tmp_path / "other")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("error: ")

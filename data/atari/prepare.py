@@ -2,7 +2,7 @@
 
     python data/atari/prepare.py tokenize --replay data/atari/replay --tokenizer runs/tokenizer --out data/atari/tokens
     python data/atari/prepare.py tokenize ... --runs-per-game 2 --transitions-per-game 10000000   # JOWA's subsample
-    python data/atari/prepare.py info --out data/atari/tokens
+    python data/atari/prepare.py info --out data/atari/tokens [--verify]    # sizes (and sha256) against index.json
 
 --tokenizer is a tokenizer checkpoint directory, "patch-quantizer" (a fixed, non-learned stand-in to test
 the pipeline) or "package.module:function". Re-running continues where an interrupted run stopped.
@@ -15,11 +15,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from jowa.data.npy_gz import DataFileError  # noqa: E402
-from jowa.data.shards import INDEX_NAME  # noqa: E402
+from jowa.data.shards import INDEX_NAME, resolve_shards, verify_shards  # noqa: E402
 from jowa.data.tokenize_replay import tokenize_replay  # noqa: E402
 
 
@@ -34,9 +35,8 @@ def tokenize(args: argparse.Namespace) -> None:
             assume_full_chunks=args.assume_full_chunks,
         )
     except (ValueError, FileNotFoundError) as exc:
-        if isinstance(exc, DataFileError):
-            raise SystemExit(f"error: {exc}\n(--skip-bad skips bad suffixes and goes on)") from None
-        raise SystemExit(f"error: {exc}") from None
+        hint = " (--skip-bad skips bad suffixes and goes on)" if isinstance(exc, DataFileError) else ""
+        bad_input(f"{exc}{hint}")
     seconds = time.perf_counter() - started
     print(f"{report.shards_written} shards written, {report.shards_kept} kept from before; "
           f"{report.episodes} episodes, {report.transitions} transitions in {seconds:.1f}s")
@@ -45,16 +45,37 @@ def tokenize(args: argparse.Namespace) -> None:
         for path, problem in report.read.skipped:
             print(f"  {path}: {problem}")
     print(f"dropped fragments: {report.read.fragments} ({report.read.fragment_rows} rows)")
-    info(argparse.Namespace(out=args.out))
+    info(argparse.Namespace(out=args.out, verify=False))
+
+
+def bad_input(message: str) -> NoReturn:
+    """One line on stderr and exit status 2, as every CLI of the project does for bad input."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def info(args: argparse.Namespace) -> None:
-    index = json.loads((Path(args.out) / INDEX_NAME).read_text())
+    """Summarise a shard directory after checking every shard against index.json (checksums with --verify)."""
+    path = Path(args.out) / INDEX_NAME
+    if not path.is_file():
+        bad_input(f"{path}: no token-shard index (make shards with `prepare.py tokenize`)")
+    index = json.loads(path.read_text())
+    try:
+        shards = resolve_shards(path)
+        checked = verify_shards(shards, checksums=args.verify)
+    except ValueError as exc:
+        bad_input(str(exc))
     print(f"{index['format']}  tokenizer {index['tokenizer']}  {len(index['shards'])} shards  "
           f"{index['bytes'] / max(index['transitions'], 1):.1f} bytes/transition")
     print(f"{'game':<16}{'task':>5}{'episodes':>10}{'transitions':>13}")
     for game, g in index["games"].items():
         print(f"{game:<16}{g['task']:>5}{g['episodes']:>10}{g['transitions']:>13}")
+    unsummed = sum(s.sha256 is None for s in shards)
+    if args.verify:
+        print(f"verified: {checked} of {len(shards)} shards match their sha256"
+              + (f"; {unsummed} were written before checksums were recorded" if unsummed else ""))
+    else:
+        print("checked: every shard has the size index.json records (--verify also checks sha256)")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,6 +97,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                      help="accept suffixes without add_count (downloads of the 4 $store$ arrays only)")
     show = sub.add_parser("info", help="summarise a token-shard directory")
     show.add_argument("--out", required=True, type=Path)
+    show.add_argument("--verify", action="store_true", help="also check every shard's sha256 (reads them all)")
     return parser.parse_args(argv)
 
 

@@ -163,7 +163,8 @@ def _load_chunk(
             raise DataFileError(
                 member_path(log_dir, member, suffix),
                 f"missing member of suffix {suffix} (found: {sorted(present)})"
-                + ("; pass assume_full_chunks for downloads of the 4 $store$ arrays only"
+                + ("; for downloads of the 4 $store$ arrays only, tokenize with "
+                   "`data/atari/prepare.py tokenize --assume-full-chunks`"
                    if member == "add_count" else ""))
     actions = load_npy_gz(member_path(log_dir, "action", suffix), np.int32, (None,))
     capacity = len(actions)

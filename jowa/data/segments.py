@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from jowa.data.batch import Batch
-from jowa.data.shards import TOKENS_PER_FRAME, ShardInfo, TokenEpisode, iter_shard, resolve_shards
+from jowa.data.shards import TOKENS_PER_FRAME, ShardInfo, TokenEpisode, iter_shard, resolve_shards, verify_shards
 from jowa.games import check_game, task_id
 
 MIXING = ("uniform", "balanced")
@@ -112,6 +112,7 @@ class SegmentDataset(IterableDataset):
         self.shards = resolve_shards(source)
         if not self.shards:
             raise ValueError(f"No token shards in {source}")
+        verify_shards(self.shards)  # sizes against the index: a truncated shard fails now, not hours in
         self.batch_size, self.segment_length, self.stride = batch_size, segment_length, stride
         self.mixing, self.shuffle_buffer, self.interleave, self.seed = mixing, shuffle_buffer, interleave, seed
         default_rank, default_world = _default_rank()

@@ -8,13 +8,15 @@ and compresses well), actions u8[n] (full-set index), rewards f32 LE[n] (as stor
 One member per episode keeps tar overhead (512-byte headers, padding) to ~1 KB per episode.
 
 A shard is written under a temporary name and renamed; then its commit record `{shard}.json` (episode
-ids, lengths, per-game counts, tokenizer identity) is written the same way. A shard without a commit
-record is unfinished. `write_index` gathers the commit records into `index.json`.
+ids, lengths, per-game counts, tokenizer identity, size and sha256) is written the same way. A shard without
+a commit record is unfinished. `write_index` gathers the commit records into `index.json`; `verify_shards`
+checks the files against it (sizes always, checksums when asked) before any work.
 Shards are read with webdataset's `gopen`, so a URL may be a local path or `pipe:cmd` (object storage).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -35,6 +37,28 @@ MAGIC = b"JTK1"
 EXT = "jtk"
 INDEX_NAME = "index.json"
 TOKENS_PER_FRAME = 36
+
+
+class ShardError(ValueError):
+    """A token shard is missing, truncated, altered or unreadable; the message names it in one line.
+
+    Raised inside a DataLoader worker, it comes back to the main process with the worker's traceback in its
+    message; the constructor keeps only the original one-line message.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message.rsplit(marker, 1)[1].strip().splitlines()[0]
+        super().__init__(message)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def encode_episode(
@@ -64,7 +88,7 @@ class TokenEpisode:
 
     def __init__(self, blob: bytes, source: str = ""):
         if blob[:4] != MAGIC:
-            raise ValueError(f"{source}: not a {FORMAT} episode (magic {blob[:4]!r})")
+            raise ShardError(f"{source}: not a {FORMAT} episode (magic {blob[:4]!r})")
         (size,) = struct.unpack_from("<I", blob, 4)
         header = json.loads(blob[8:8 + size])
         self.id: str = header["id"]
@@ -79,9 +103,9 @@ class TokenEpisode:
             try:
                 raw = zlib.decompress(self._blob[self._offset:])
             except zlib.error as exc:
-                raise ValueError(f"{self.source}: episode {self.id}: corrupt payload ({exc})") from exc
+                raise ShardError(f"{self.source}: episode {self.id}: corrupt payload ({exc})") from exc
             if len(raw) != n * (2 * TOKENS_PER_FRAME + 6):
-                raise ValueError(f"{self.source}: episode {self.id}: payload of {len(raw)} bytes for {n} steps")
+                raise ShardError(f"{self.source}: episode {self.id}: payload of {len(raw)} bytes for {n} steps")
             t = n * 2 * TOKENS_PER_FRAME
             tokens = np.frombuffer(raw, "<u2", n * TOKENS_PER_FRAME).reshape(TOKENS_PER_FRAME, n).T  # [n, 36] view
             self._arrays = (tokens, np.frombuffer(raw, np.uint8, n, t), np.frombuffer(raw, "<f4", n, t + n),
@@ -119,8 +143,8 @@ def iter_shard(url: str) -> Iterator[TokenEpisode]:
             for member in tar:
                 if member.isfile() and member.name.endswith("." + EXT):
                     yield TokenEpisode(tar.extractfile(member).read(), source=f"{url}:{member.name}")
-    except tarfile.TarError as exc:
-        raise ValueError(f"{url}: unreadable tar shard ({exc})") from exc
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ShardError(f"{url}: unreadable tar shard ({exc})") from exc
     finally:
         stream.close()
 
@@ -186,8 +210,9 @@ class ShardWriter:
             g = games.setdefault(e["game"], {"episodes": 0, "transitions": 0})
             g["episodes"] += 1
             g["transitions"] += e["steps"]
+        path = self.out_dir / shard.name
         record = {"format": FORMAT, "shard": shard.name, "tokenizer": self.tokenizer,
-                  "bytes": (self.out_dir / shard.name).stat().st_size, "transitions": shard.steps,
+                  "bytes": path.stat().st_size, "sha256": file_sha256(path), "transitions": shard.steps,
                   "games": games, "episodes": shard.episodes}
         _write_atomic(self.out_dir / (shard.name + ".json"), json.dumps(record).encode())
         self.finished.append(shard.name)
@@ -234,7 +259,8 @@ def write_index(out_dir: str | os.PathLike, extra: dict[str, Any] | None = None)
         "bytes": sum(r["bytes"] for r in records),
         "games": dict(sorted(games.items(), key=lambda kv: kv[1]["task"])),
         "shards": [{"name": r["shard"], "games": sorted(r["games"]), "transitions": r["transitions"],
-                    "bytes": r["bytes"], "lengths": [e["steps"] for e in r["episodes"]]} for r in records],
+                    "bytes": r["bytes"], "sha256": r.get("sha256"), "lengths": [e["steps"] for e in r["episodes"]]}
+                   for r in records],
         **(extra or {}),
     }
     path = out_dir / INDEX_NAME
@@ -249,6 +275,8 @@ class ShardInfo:
     url: str
     games: tuple[str, ...] = ()  # empty when unknown (no index)
     lengths: tuple[int, ...] = ()  # episode lengths in file order, when known
+    bytes: int | None = None  # file size recorded in the index, when known
+    sha256: str | None = None  # checksum recorded in the index (indexes before checksums have none)
 
 
 def resolve_shards(source: str | os.PathLike | Sequence[str]) -> list[ShardInfo]:
@@ -263,8 +291,8 @@ def resolve_shards(source: str | os.PathLike | Sequence[str]) -> list[ShardInfo]
         index = json.loads(path.read_text())
         if index.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} index")
-        return [ShardInfo(str(path.parent / s["name"]), tuple(s["games"]), tuple(s["lengths"]))
-                for s in index["shards"]]
+        return [ShardInfo(str(path.parent / s["name"]), tuple(s["games"]), tuple(s["lengths"]), s.get("bytes"),
+                          s.get("sha256")) for s in index["shards"]]
     from braceexpand import braceexpand
 
     urls = list(braceexpand(text))
@@ -272,6 +300,28 @@ def resolve_shards(source: str | os.PathLike | Sequence[str]) -> list[ShardInfo]
     if missing:
         raise FileNotFoundError(f"Token shards not found: {missing[:3]}{' …' if len(missing) > 3 else ''}")
     return [ShardInfo(u) for u in urls]
+
+
+def verify_shards(shards: Sequence[ShardInfo], checksums: bool = False) -> int:
+    """Check every local shard against its index entry: present, of the recorded size, and with `checksums`
+    of the recorded sha256. Raises ShardError naming the first bad shard; returns the number checksummed."""
+    verified = 0
+    for shard in shards:
+        if "://" in shard.url or shard.url.startswith("pipe:") or shard.bytes is None:
+            continue  # remote, or no index entry: nothing recorded to check against
+        path = Path(shard.url)
+        if not path.is_file():
+            raise ShardError(f"{path}: token shard listed in {INDEX_NAME} is missing")
+        size = path.stat().st_size
+        if size != shard.bytes:
+            raise ShardError(f"{path}: {size:,} bytes on disk, {INDEX_NAME} records {shard.bytes:,} (truncated or "
+                             f"replaced); re-tokenize it with data/atari/prepare.py tokenize")
+        if checksums and shard.sha256 is not None:
+            if file_sha256(path) != shard.sha256:
+                raise ShardError(f"{path}: sha256 differs from the one {INDEX_NAME} records (the file was altered); "
+                                 f"re-tokenize it with data/atari/prepare.py tokenize")
+            verified += 1
+    return verified
 
 
 def iter_episodes(shards: Iterable[str | ShardInfo]) -> Iterator[TokenEpisode]:

@@ -50,6 +50,7 @@ class PretrainOptions:
     training: str | None = None  # configs/training/<name>.yaml or a path; default by size
     overrides: list[str] = field(default_factory=list)  # training keys, or model.<…> for the size preset
     games: list[str] | None = None  # default: every game under --replay
+    verify: bool = False  # check the sha256 of every existing token shard before training (sizes always)
 
 
 @dataclass
@@ -150,6 +151,9 @@ def plan(options: PretrainOptions, ctx: DistContext) -> Plan:
             if index["tokenizer"] != identity:
                 raise ValueError(f"token shards {tokens_dir} were made by tokenizer {index['tokenizer']}, not by "
                                  f"{tokenizer_dir} ({identity}); re-tokenize or pass the matching --tokenizer")
+            from jowa.data.shards import resolve_shards, verify_shards
+
+            verify_shards(resolve_shards(tokens_dir), checksums=options.verify and ctx.is_main)
     for stage_config, name in ((training.tokenizer, "tokenizer"), (training.world, "world")):
         micro_batch_size(stage_config.batch_size, stage_config.grad_accum, ctx.world_size)  # must split exactly
     engine = resolve_engine(training.engine.kind, ctx)
