@@ -3,11 +3,15 @@
 `PretrainedMixin` gives a module `save_pretrained(dir)` / `from_pretrained(dir)` in the spirit of
 Hugging Face: the directory is self-describing (the config rebuilds the module), weights are
 safetensors (no pickle), and a crash mid-write never leaves a half-written checkpoint behind.
+config.json records the size and sha256 of the weights file; loading checks them and refuses
+non-finite weights, naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +31,33 @@ M = TypeVar("M", bound="PretrainedMixin")
 
 class CheckpointError(RuntimeError):
     """A checkpoint directory is missing, incomplete or does not match the model."""
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_weights_file(path: Path, record: dict[str, Any] | None) -> None:
+    """Raise CheckpointError unless `path` has the size and sha256 that `record` holds (None: not recorded)."""
+    if record is None:
+        logging.getLogger(__name__).warning("%s: no recorded checksum (saved before checksums); loading unchecked", path)
+        return
+    size = path.stat().st_size
+    if size != record["bytes"]:
+        raise CheckpointError(f"{path}: {size:,} bytes, config.json records {record['bytes']:,} (truncated or replaced)")
+    if file_sha256(path) != record["sha256"]:
+        raise CheckpointError(f"{path}: content does not match the sha256 that config.json records (the file was altered)")
+
+
+def check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
+    bad = [name for name, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite values in {len(bad)} weight tensors ({', '.join(bad[:3])}"
+                              f"{', …' if len(bad) > 3 else ''})")
 
 
 def write_json(path: Path, data: object) -> None:
@@ -63,10 +94,11 @@ class PretrainedMixin:
         directory = Path(directory)
         tmp = atomic_directory(directory)
         try:
-            meta = {"kind": self.kind, "config": to_dict(self.config), **(extra or {})}
-            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
             state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"kind": self.kind})
+            weights = {"bytes": (tmp / WEIGHTS_NAME).stat().st_size, "sha256": file_sha256(tmp / WEIGHTS_NAME)}
+            meta = {"kind": self.kind, "config": to_dict(self.config), **(extra or {}), "weights": weights}
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
             commit_directory(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -74,26 +106,35 @@ class PretrainedMixin:
         return directory
 
     @classmethod
-    def read_config(cls, directory: str | Path) -> Any:
+    def read_meta(cls, directory: str | Path) -> dict[str, Any]:
         path = Path(directory) / CONFIG_NAME
         if not path.is_file():
             raise CheckpointError(f"{directory}: no {CONFIG_NAME}; not a {cls.kind} checkpoint directory")
-        meta = json.loads(path.read_text())
+        try:
+            meta = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"{path}: not valid JSON ({error})") from error
         if meta.get("kind") != cls.kind:
             raise CheckpointError(f"{directory}: holds a {meta.get('kind')!r} checkpoint, expected {cls.kind!r}")
-        return from_dict(cls.config_class, meta["config"], where=str(path))
+        return meta
+
+    @classmethod
+    def read_config(cls, directory: str | Path) -> Any:
+        return from_dict(cls.config_class, cls.read_meta(directory)["config"], where=str(Path(directory) / CONFIG_NAME))
 
     @classmethod
     def from_pretrained(cls: type[M], directory: str | Path, map_location: str | torch.device = "cpu") -> M:
-        config = cls.read_config(directory)
-        model = cls(config)  # type: ignore[call-arg]
+        meta = cls.read_meta(directory)
+        model = cls(from_dict(cls.config_class, meta["config"], where=str(Path(directory) / CONFIG_NAME)))  # type: ignore[call-arg]
         weights = Path(directory) / WEIGHTS_NAME
         if not weights.is_file():
             raise CheckpointError(f"{directory}: no {WEIGHTS_NAME}")
+        check_weights_file(weights, meta.get("weights"))
         try:
             state = load_file(str(weights), device=str(map_location))
         except Exception as error:  # safetensors raises several types for a damaged file
             raise CheckpointError(f"{weights}: unreadable ({error})") from error
+        check_finite(weights, state)
         model.load_state_dict(state, strict=True)  # type: ignore[attr-defined]
         return model.to(map_location)  # type: ignore[attr-defined,return-value]
 

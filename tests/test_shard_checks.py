@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from jowa.data.segments import SegmentDataset, make_loader
-from jowa.data.shards import INDEX_NAME, ShardError, ShardWriter, file_sha256, resolve_shards, verify_shards, write_index
+from jowa.checkpoint import file_sha256
+from jowa.data.shards import INDEX_NAME, ShardError, ShardWriter, resolve_shards, verify_shards, write_index
 
 REPO = Path(__file__).resolve().parent.parent
 

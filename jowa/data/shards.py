@@ -16,7 +16,6 @@ Shards are read with webdataset's `gopen`, so a URL may be a local path or `pipe
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from jowa.checkpoint import file_sha256
 from jowa.games import check_game, task_id
 
 FORMAT = "jowa-token-shards/1"
@@ -51,14 +51,6 @@ class ShardError(ValueError):
         if "Original Traceback" in message and marker in message:
             message = message.rsplit(marker, 1)[1].strip().splitlines()[0]
         super().__init__(message)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encode_episode(

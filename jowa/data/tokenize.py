@@ -11,7 +11,6 @@ from `load_encoder(spec)`:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jowa.checkpoint import file_sha256
 from jowa.data.episodes import Episode
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -34,14 +34,6 @@ def patch_quantizer(frames: torch.Tensor) -> torch.Tensor:
     mean = patches.mean(-1)  # [n, 36] in [0, 255]
     std = patches.std(-1, correction=0)  # [n, 36] in [0, 127.5]
     return (mean.div(4).floor() * 32 + std.div(4).floor().clamp(max=31)).long()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_encoder(spec: str, device: str | torch.device = "cpu") -> tuple[Encoder, str]:

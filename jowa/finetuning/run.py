@@ -191,7 +191,7 @@ def prepare(options: FinetuneOptions) -> FinetunePlan:
 # ----------------------------------------------------------------------------------------- the run
 
 def _fingerprint(plan: FinetunePlan) -> dict[str, str]:
-    from jowa.data.tokenize import file_sha256
+    from jowa.checkpoint import file_sha256
 
     picks = json.dumps([[p.span.run, p.span.start, p.first, p.length] for p in plan.picks])
     return {"game": plan.game, "pretrained": f"sha256:{file_sha256(plan.model_dir / WEIGHTS_NAME)}",

@@ -11,7 +11,6 @@ reported by name (which file, what is wrong) and the previous one is used.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from jowa.checkpoint import file_sha256
 from jowa.training.distributed import DistContext, barrier, broadcast_object
 
 log = logging.getLogger(__name__)
@@ -36,17 +36,9 @@ def step_dir_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(directory: Path, step: int) -> None:
     files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST)
-    entries = {str(p.relative_to(directory)): {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    entries = {str(p.relative_to(directory)): {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in files}
     (directory / MANIFEST).write_text(json.dumps({"step": step, "files": entries}, indent=1))
 
 
@@ -67,7 +59,7 @@ def validate(directory: Path) -> int:
         size = path.stat().st_size
         if size != expected["size"]:
             raise CorruptCheckpoint(f"{path}: {size} bytes, the manifest says {expected['size']}")
-        if _sha256(path) != expected["sha256"]:
+        if file_sha256(path) != expected["sha256"]:
             raise CorruptCheckpoint(f"{path}: content does not match its sha256 in the manifest")
     return step
 

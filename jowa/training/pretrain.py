@@ -76,7 +76,7 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 def tokenizer_identity(directory: Path) -> str:
     """The identity the token shards record for a tokenizer checkpoint (see jowa.data.tokenize)."""
-    from jowa.data.tokenize import file_sha256
+    from jowa.checkpoint import file_sha256
 
     return f"sha256:{file_sha256(directory / 'model.safetensors')}"
 
