@@ -183,7 +183,11 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Config file not found: {path}")
-    return from_dict(cls, yaml.safe_load(path.read_text()) or {}, where=str(path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from error
+    return from_dict(cls, data, where=str(path))
 
 
 def load_size(name: str, overrides: list[str] | None = None) -> ModelSize:

@@ -36,6 +36,16 @@ def test_settings_fail_early_on_bad_input(tmp_path) -> None:
         resolve_settings(["Pong"], 1, "jowa", 2, 2, 7, 4)
     with pytest.raises(ValueError, match="protocol"):
         resolve_settings(["Pong"], 1, "nope", 2, 2, 6, 4)
+    table = tmp_path / "typos.yaml"
+    for text, message in (("games:\n  Pong: {contxt: 4}\n", r"games\.Pong: unknown key\(s\) \['contxt'\]"),
+                          ("horzon: 5\n", r"unknown key\(s\) \['horzon'\]; valid keys: \['games', 'horizon'\]"),
+                          ("Pong: {context: 4}\n", r"unknown key\(s\) \['Pong'\]"),
+                          ("games:\n  Pong: {context: four}\n", r"games\.Pong\.context must be an integer"),
+                          ("games:\n  Pongg: {context: 4}\n", "Unknown game 'Pongg'"),
+                          ("games: [\n", "not valid YAML")):
+        table.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            resolve_settings(["Pong"], 1, "jowa", 2, 2, 6, 4, settings_file=table)
 
 
 def test_beam_width_beyond_valid_actions_warns_and_settings_file_overrides(tmp_path, caplog) -> None:

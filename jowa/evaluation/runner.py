@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from jowa.checkpoint import find_model_dir
+from jowa.config import from_dict, load_yaml
 from jowa.evaluation.protocols import Protocol, get_protocol
 from jowa.evaluation.report import EvaluationResults, write_report, write_video
 from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, play
@@ -24,6 +24,35 @@ MAX_BLOCKS = 8
 class GameSetting:
     context: int  # blocks of real history the agent keeps (the official buffer_size)
     beam_width: int  # K (nodes kept per depth)
+
+
+@dataclass
+class TableEntry:
+    """One game's row of a `--settings` file (configs/eval/*.yaml); unset keys keep the CLI values."""
+
+    context: int | None = None
+    beam_width: int | None = None
+
+
+@dataclass
+class SettingsFile:
+    horizon: int | None = None
+    games: dict[str, Any] = field(default_factory=dict)  # game → TableEntry fields
+
+
+def read_settings_file(path: Path) -> tuple[int | None, dict[str, TableEntry]]:
+    """The horizon and per-game rows of a settings file, strictly: unknown keys and games are errors."""
+    try:
+        data = load_yaml(SettingsFile, path)
+        table = {check_game(g): from_dict(TableEntry, v or {}, where=f"{path}: games.{g}")
+                 for g, v in data.games.items()}
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"settings file: {error.args[0]}") from error
+    values = {"horizon": data.horizon, **{f"games.{g}.{k}": v for g, e in table.items() for k, v in vars(e).items()}}
+    for key, value in values.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"settings file {path}: {key} must be an integer, got {value!r}")
+    return data.horizon, table
 
 
 @dataclass
@@ -53,22 +82,22 @@ def resolve_settings(
         raise ValueError("no games to evaluate")
     if episodes < 1 or num_envs < 1:
         raise ValueError(f"episodes and envs must be >= 1, got {episodes} and {num_envs}")
-    table: dict[str, Any] = {}
+    table: dict[str, TableEntry] = {}
     if settings_file is not None:
         path = Path(settings_file)
         if not path.is_file():
             raise FileNotFoundError(f"settings file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
-        horizon = int(data.get("horizon", horizon))
-        table = {check_game(g): v for g, v in (data.get("games") or {}).items()}
+        file_horizon, table = read_settings_file(path)
+        horizon = horizon if file_horizon is None else file_horizon
     if greedy:
         horizon = 0
     if not 0 <= horizon < MAX_BLOCKS:
         raise ValueError(f"horizon H must be in [0, {MAX_BLOCKS - 1}], got {horizon}")
     per_game = {}
     for game in games:
-        entry = table.get(game, {})
-        setting = GameSetting(int(entry.get("context", context)), 1 if greedy else int(entry.get("beam_width", beam_width)))
+        entry = table.get(game, TableEntry())
+        width = beam_width if entry.beam_width is None else entry.beam_width
+        setting = GameSetting(context if entry.context is None else entry.context, 1 if greedy else width)
         if setting.context < 1 or setting.context + horizon > MAX_BLOCKS:
             raise ValueError(f"{game}: context {setting.context} + horizon {horizon} must be in [1, {MAX_BLOCKS}] blocks")
         if setting.beam_width < 1:
