@@ -77,3 +77,24 @@ def test_plan_cli_refuses_a_damaged_checkpoint_in_one_line(saved: Path, capsys) 
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(weights) in err and "sha256" in err
     assert not (saved.parent / "eval").exists()
+
+
+def test_engine_files_are_checked_against_the_manifest_before_a_loader_unpickles_them(tmp_path: Path) -> None:
+    from jowa.training.checkpoints import CorruptCheckpoint, validate, write_manifest
+
+    step = tmp_path / "step_00000006"
+    (step / "engine").mkdir(parents=True)
+    (step / "engine" / "mp_rank_00_model_states.pt").write_bytes(b"states")
+    (step / "training_state.pt").write_bytes(b"state")
+    write_manifest(step, 6)
+    assert validate(step, under="engine") == 6
+    (step / "training_state.pt").write_bytes(b"other")  # outside `under`: not this check's business
+    assert validate(step, under="engine") == 6
+    planted = step / "engine" / "zero_pp_rank_0_mp_rank_00_optim_states.pt"
+    planted.write_bytes(b"pickle")
+    with pytest.raises(CorruptCheckpoint, match="zero_pp_rank_0_mp_rank_00_optim_states.pt: not in the manifest"):
+        validate(step, under="engine")
+    planted.unlink()
+    (step / "engine" / "mp_rank_00_model_states.pt").write_bytes(b"STATES")
+    with pytest.raises(CorruptCheckpoint, match="does not match its sha256"):
+        validate(step, under="engine")

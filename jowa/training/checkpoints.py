@@ -42,8 +42,11 @@ def write_manifest(directory: Path, step: int) -> None:
     (directory / MANIFEST).write_text(json.dumps({"step": step, "files": entries}, indent=1))
 
 
-def validate(directory: Path) -> int:
-    """The checkpoint's step if every file matches the manifest; raises CorruptCheckpoint otherwise."""
+def validate(directory: Path, under: str | None = None) -> int:
+    """The checkpoint's step if every file matches the manifest; raises CorruptCheckpoint otherwise.
+
+    With `under` (a subdirectory), only the files there are checked, and a file there that the manifest
+    does not list is an error too: what a loader is about to unpickle must be exactly what was written."""
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise CorruptCheckpoint(f"{directory}: no {MANIFEST} (the write never finished)")
@@ -52,6 +55,12 @@ def validate(directory: Path) -> int:
         step, files = int(manifest["step"]), manifest["files"]
     except (ValueError, KeyError, TypeError) as error:
         raise CorruptCheckpoint(f"{manifest_path}: unreadable ({error})") from error
+    if under is not None:
+        files = {name: entry for name, entry in files.items() if Path(name).parts[:1] == (under,)}
+        unlisted = sorted(str(p.relative_to(directory)) for p in (directory / under).rglob("*")
+                          if p.is_file() and str(p.relative_to(directory)) not in files)
+        if unlisted:
+            raise CorruptCheckpoint(f"{directory / unlisted[0]}: not in the manifest ({len(unlisted)} such files)")
     for name, expected in files.items():
         path = directory / name
         if not path.is_file():

@@ -25,7 +25,7 @@ from torch import nn
 from jowa.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 from jowa.config import to_dict
 from jowa.training.batches import BatchSource, Prefetcher, to_device
-from jowa.training.checkpoints import CheckpointManager, step_dir_name
+from jowa.training.checkpoints import CheckpointManager, CorruptCheckpoint, step_dir_name, validate
 from jowa.training.config import CheckpointConfig, LoggingConfig
 from jowa.training.distributed import DistContext, any_rank
 from jowa.training.engine import Engine, EngineSpec, poison_nonfinite
@@ -185,6 +185,12 @@ class _Run:
         self.state = saved
         self.enter_phase(_phase_index(self.stage.phases, saved.step))
         assert self.engine is not None
+        # DeepSpeed reads its states with torch.load(weights_only=False), i.e. unpickles them: every rank
+        # checks the files it may read against the manifest first (rank 0's check saw its own disk only).
+        try:
+            validate(directory, under=ENGINE_DIR)
+        except CorruptCheckpoint as error:
+            raise ResumeError(f"cannot resume from {directory}: {error}") from error
         self.engine.load(directory / ENGINE_DIR)
         rank_state = RankState.load(directory, self.ctx.rank)
         self.stage.source.load_state_dict(rank_state.data)
