@@ -53,4 +53,4 @@ def test_collect_script_runs_from_a_checkout(tmp_path):
         [sys.executable, "data/atari/collect.py", "--games", "Breakout", "--transitions", "10", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
-    assert rerun.returncode != 0 and "already holds replay files" in rerun.stderr
+    assert rerun.returncode == 2 and "error: " in rerun.stderr and "already holds replay files" in rerun.stderr

@@ -1,0 +1,111 @@
+"""A behaviour run's learning curve: per-episode returns and steps/s, its JSON file, PNG and summary.
+
+`learning_curve.json` beside `replay_logs/` holds, for every logged episode, the agent step and training
+wall time at which it ended, its raw return, length and how it ended; and, at every commit, the agent
+step, wall time and agent steps/s. `behaviour_summary(run_dir)` reads the file back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jowa.checkpoint import write_json
+
+CURVE_NAME = "learning_curve.json"
+PLOT_NAME = "learning_curve.png"
+FINAL_FRACTION = 0.1  # "final" return: the mean over the last 10 % of logged episodes
+
+
+@dataclass
+class Curve:
+    episodes: dict[str, list] = field(default_factory=lambda: {k: [] for k in ("agent_step", "wall_seconds",
+                                                                              "return", "length", "end")})
+    progress: dict[str, list] = field(default_factory=lambda: {k: [] for k in ("agent_step", "wall_seconds",
+                                                                              "steps_per_second")})
+
+    def add_episode(self, agent_step: int, wall: float, ret: float, length: int, end: str) -> None:
+        for key, value in zip(self.episodes, (agent_step, round(wall, 2), ret, length, end)):
+            self.episodes[key].append(value)
+
+    def add_progress(self, agent_step: int, wall: float, steps_per_second: float) -> None:
+        for key, value in zip(self.progress, (agent_step, round(wall, 2), round(steps_per_second, 1))):
+            self.progress[key].append(value)
+
+    def scored_returns(self) -> list[float]:
+        """Returns of the episodes that ended in the game (not the one cut at the transition budget)."""
+        return [r for r, e in zip(self.episodes["return"], self.episodes["end"]) if e != "budget_cut"]
+
+    def recent_mean(self, count: int = 20) -> float | None:
+        returns = self.scored_returns()[-count:]
+        return float(np.mean(returns)) if returns else None
+
+
+@dataclass(frozen=True)
+class BehaviourSummary:
+    """What an evaluation report shows of a behaviour agent (returns are raw game scores)."""
+
+    game: str
+    agent: str
+    final_mean_return: float | None  # last 10 % of logged episodes (at least one)
+    data_mean_return: float | None  # all logged episodes
+    episodes: int
+    transitions: int
+    agent_steps: int
+    wall_seconds: float
+    steps_per_second: float | None  # agent steps / training wall time
+
+
+def summarize(curve: Curve, game: str, agent: str, agent_steps: int, wall: float) -> BehaviourSummary:
+    returns = curve.scored_returns()
+    tail = returns[-max(1, int(np.ceil(FINAL_FRACTION * len(returns)))):] if returns else []
+    return BehaviourSummary(
+        game=game, agent=agent,
+        final_mean_return=float(np.mean(tail)) if tail else None,
+        data_mean_return=float(np.mean(returns)) if returns else None,
+        episodes=len(curve.episodes["return"]), transitions=int(sum(curve.episodes["length"])),
+        agent_steps=agent_steps, wall_seconds=round(wall, 2),
+        steps_per_second=round(agent_steps / wall, 1) if wall > 0 else None,
+    )
+
+
+def write_curve(run_dir: Path, curve: Curve, summary: BehaviourSummary, meta: dict) -> None:
+    write_json(run_dir / CURVE_NAME, {**meta, "summary": summary.__dict__, "episodes": curve.episodes,
+                                      "progress": curve.progress})
+
+
+def behaviour_summary(run_dir: str | Path) -> BehaviourSummary:
+    """The learning-curve summary of a behaviour run `{out}/{Game}/{run}` (final and data mean return)."""
+    path = Path(run_dir) / CURVE_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {CURVE_NAME}; not a behaviour run")
+    return BehaviourSummary(**json.loads(path.read_text())["summary"])
+
+
+def plot_curve(run_dir: Path, curve: Curve, title: str) -> None:
+    """Episode return against agent step and against wall time, with a 20-episode running mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    returns = np.asarray(curve.episodes["return"], dtype=float)
+    window = max(1, min(20, len(returns)))
+    smooth = np.convolve(returns, np.ones(window) / window, mode="valid") if len(returns) else returns
+    for ax, key, label in ((axes[0], "agent_step", "agent steps"), (axes[1], "wall_seconds", "wall seconds")):
+        x = np.asarray(curve.episodes[key], dtype=float)
+        ax.plot(x, returns, ".", alpha=0.3, label="episode")
+        ax.plot(x[window - 1:], smooth, "-", label=f"mean of {window}")
+        ax.set_xlabel(label)
+        ax.set_ylabel("return")
+    axes[0].legend(loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = run_dir / f".{PLOT_NAME}.tmp.png"
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(run_dir / PLOT_NAME)

@@ -1,0 +1,207 @@
+"""Behaviour runs: a learning agent's play logged as DQN-Replay runs that read back, resume and load as a policy."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jowa.behaviour import RunConfig, agent_settings, behaviour_summary, load_behaviour_policy, train_run
+from jowa.behaviour.replay_log import ResumableLog
+from jowa.behaviour.vec_env import RecordingVecEnv
+from jowa.data.replay import STORE_DTYPES, ReadStats, list_suffixes, member_path, read_episodes, replay_log_dir
+from jowa.envs import load_policy, make_vector_env, valid_action_masks
+from jowa.games import minimal_to_full, task_id
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {"num_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1}  # seconds, not learning
+
+
+def _config(transitions: int, capacity: int = 250, game: str = "Breakout") -> RunConfig:
+    return RunConfig(game=game, agent="ppo", settings=agent_settings("ppo", **TINY), seed=1,
+                     transitions=transitions, capacity=capacity, save_every=256)
+
+
+def _episode_keys(root: Path) -> list[tuple[int, str]]:
+    return [(len(e), hashlib.sha1(e.frames.tobytes() + e.actions.tobytes()).hexdigest()) for e in read_episodes(root)]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("behaviour")
+    train_run(_config(600), out, "1", commit_seconds=0.0, progress=False)
+    return out
+
+
+def test_run_reads_back_through_the_reader_and_plain_numpy(finished_run):
+    read = ReadStats()
+    episodes = list(read_episodes(finished_run, stats=read))
+    curve = json.loads((finished_run / "Breakout" / "1" / "learning_curve.json").read_text())
+    assert sum(len(e) for e in episodes) == 600 == curve["transitions"] == sum(curve["episodes"]["length"])
+    assert read.fragments == 0 and read.skipped == []
+    assert sorted(len(e) for e in episodes) == sorted(curve["episodes"]["length"])
+    assert curve["episodes"]["end"][-1] == "budget_cut" and set(curve["episodes"]["end"][:-1]) <= {"game_over"}
+    for episode in episodes:
+        assert set(np.unique(episode.actions)) <= set(minimal_to_full("Breakout"))
+        assert np.abs(episode.rewards).max() <= 1.0
+        assert episode.terminals[-1] == 1 and not episode.terminals[:-1].any()  # no life-loss terminals
+    log_dir = replay_log_dir(finished_run, "Breakout", "1")
+    suffixes = list_suffixes(log_dir)
+    assert len(suffixes) >= 3 and all(len(members) == 6 for members in suffixes.values())
+    for suffix in suffixes:
+        for name, dtype in STORE_DTYPES.items():
+            array = np.load(gzip.open(member_path(log_dir, name, suffix), "rb"), allow_pickle=False)
+            assert array.dtype == dtype and len(array) == 250
+        invalid = np.load(gzip.open(member_path(log_dir, "invalid_range", suffix), "rb"), allow_pickle=False)
+        assert invalid.shape == (5,)
+
+
+def test_run_records_curve_checkpoints_and_a_usable_policy(finished_run):
+    run_dir = finished_run / "Breakout" / "1"
+    curve = json.loads((run_dir / "learning_curve.json").read_text())
+    assert (run_dir / "learning_curve.png").stat().st_size > 0
+    assert not (run_dir / ".segments").exists()  # every row is in a chunk once the run is done
+    assert {"final.zip", "latest.zip", "step_256.zip"} <= {p.name for p in (run_dir / "agent").iterdir()}
+    assert len(curve["progress"]["agent_step"]) >= 2 and curve["progress"]["steps_per_second"][-1] > 0
+    summary = behaviour_summary(run_dir)
+    scored = [r for r, e in zip(curve["episodes"]["return"], curve["episodes"]["end"]) if e != "budget_cut"]
+    assert summary.final_mean_return == scored[-1]  # 10 % of a few episodes: the last one
+    assert summary.data_mean_return == pytest.approx(np.mean(scored))
+    assert summary.transitions == 600 and summary.agent_steps >= 600
+    for policy in (load_behaviour_policy(run_dir, seed=0), load_policy(f"behaviour:{run_dir}")):
+        envs = make_vector_env(["Breakout"] * 2)
+        obs, _ = envs.reset(seed=0)
+        masks = valid_action_masks(["Breakout"] * 2)
+        tasks = np.full(2, task_id("Breakout"))
+        starts = np.ones(2, dtype=bool)
+        for _ in range(5):
+            actions = policy(obs, tasks, masks, starts)
+            assert actions.shape == (2,) and masks[np.arange(2), actions].all()
+            obs, _, terminated, truncated, _ = envs.step(actions)
+            starts = terminated | truncated
+        envs.close()
+
+
+def test_recording_env_logs_exactly_the_budget():
+    env = RecordingVecEnv("Breakout", 3, seed=0, budget=100)
+    env.reset()
+    rng = np.random.default_rng(0)
+    while env.recording:
+        env.step_async(rng.integers(0, 4, 3))
+        _, rewards, _, _ = env.step_wait()
+        assert set(np.unique(rewards)) <= {-1.0, 0.0, 1.0}
+    episodes = env.take_finished()
+    env.close()
+    assert sum(len(e) for e in episodes) == 100 and episodes[-1].end == "budget_cut"
+    assert all(len(e.frames) == len(e.actions) == len(e.rewards) for e in episodes)
+
+
+def test_restored_log_writes_the_same_files_as_an_uninterrupted_one(tmp_path):
+    rng = np.random.default_rng(0)
+    episodes = [(rng.integers(1, 255, (n, 84, 84), dtype=np.uint8), rng.integers(0, 4, n), rng.normal(size=n))
+                for n in (40, 90, 15, 120, 60, 33)]
+    reference = ResumableLog(tmp_path / "ref" / "replay_logs", capacity=100)
+    for episode in episodes:
+        reference.add_episode(*episode)
+    reference.finish()
+    crashed = ResumableLog(tmp_path / "run" / "replay_logs", capacity=100)
+    for episode in episodes[:3]:
+        crashed.add_episode(*episode)
+    state = crashed.commit()
+    for episode in episodes[3:5]:  # added (a chunk logged, a segment saved) but never committed: lost
+        crashed.add_episode(*episode)
+    crashed.commit()
+    resumed = ResumableLog(tmp_path / "run" / "replay_logs", capacity=100, state=state)
+    for episode in episodes[3:]:
+        resumed.add_episode(*episode)
+    resumed.finish()
+    ref_files = sorted(p.name for p in (tmp_path / "ref" / "replay_logs").iterdir())
+    assert ref_files == sorted(p.name for p in (tmp_path / "run" / "replay_logs").iterdir())
+    for name in ref_files:
+        assert (tmp_path / "ref" / "replay_logs" / name).read_bytes() == (tmp_path / "run" / "replay_logs" / name).read_bytes()
+
+
+_CHILD = """
+import sys, torch
+torch.set_num_threads(1)
+from jowa.behaviour import RunConfig, agent_settings, train_run
+settings = agent_settings("ppo", num_envs=2, n_steps=32, batch_size=32, n_epochs=1)
+config = RunConfig(game="Breakout", agent="ppo", settings=settings, seed=1, transitions=1000, capacity=250)
+train_run(config, sys.argv[1], "1", commit_seconds=0.0, progress=False)
+"""
+_CHILD_CONFIG = RunConfig(game="Breakout", agent="ppo", settings=agent_settings("ppo", **TINY), seed=1,
+                          transitions=1000, capacity=250)
+
+
+def test_killed_run_continues_and_logs_every_transition_once(tmp_path):
+    run_dir = tmp_path / "Breakout" / "1"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    state = None
+    while time.monotonic() < deadline:  # kill once a chunk is logged and more rows wait in segments
+        time.sleep(0.2)
+        try:
+            state = json.loads((run_dir / "state.json").read_text())["state"]
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+        if state["log"]["log_count"] >= 1 and state["log"]["add_count"] > 300:
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    state = json.loads((run_dir / "state.json").read_text())["state"]
+    assert not state["done"] and state["log"]["log_count"] >= 1
+    log_dir = run_dir / "replay_logs"
+    kept = {p.name: p.read_bytes() for p in log_dir.iterdir()
+            if int(p.name.rsplit(".", 2)[1]) < state["log"]["log_count"]}
+    committed = state["curve"]["episodes"]
+    train_run(_CHILD_CONFIG, tmp_path, "1", commit_seconds=0.0, progress=False)  # the rerun, in-process
+    final = json.loads((run_dir / "learning_curve.json").read_text())
+    assert final["resumes"] == 1 and final["done"]
+    assert all(final["episodes"][k][:len(committed[k])] == committed[k] for k in ("length", "return", "end"))
+    keys = _episode_keys(tmp_path)
+    assert sum(n for n, _ in keys) == 1000  # every transition once: no gap, no duplicate
+    assert len(set(keys)) == len(keys)
+    assert Counter(n for n, _ in keys) == Counter(final["episodes"]["length"])
+    for name, data in kept.items():  # chunks committed before the kill are untouched
+        assert (log_dir / name).read_bytes() == data
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    """Run collect.py's main in-process (a subprocess would spend seconds importing torch)."""
+    sys.path.insert(0, str(REPO / "data" / "atari"))
+    try:
+        import collect as script  # data/atari/collect.py
+    finally:
+        sys.path.pop(0)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(list(args))
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_cli_rejects_bad_input_with_exit_code_2(tmp_path, finished_run, capsys):
+    code, err = _cli(capsys, "--agent", "dqn-nope", "--games", "Breakout", "--transitions", "10", "--out", str(tmp_path))
+    assert code == 2 and "error: unknown agent 'dqn-nope'" in err
+    code, err = _cli(capsys, "--agent", "ppo", "--games", "Brekout", "--transitions", "10", "--out", str(tmp_path))
+    assert code == 2 and "Unknown game 'Brekout'" in err
+    code, err = _cli(capsys, "--agent", "ppo", "--policy", "random", "--games", "Breakout", "--transitions", "10",
+                     "--out", str(tmp_path))
+    assert code == 2 and "exclude each other" in err
+    code, err = _cli(capsys, "--agent", "ppo", "--games", "Breakout", "--transitions", "600", "--capacity", "250",
+                     "--out", str(finished_run))  # the fixture's run used 2 envs, not 8
+    assert code == 2 and "holds a run with other settings (" in err
+    code, err = _cli(capsys, "--games", "Breakout", "--transitions", "10", "--out", str(finished_run))
+    assert code == 2 and "already holds replay files" in err  # the policy collector exits 2 as well
+    assert not any(tmp_path.iterdir())  # nothing was started
