@@ -218,6 +218,25 @@ def test_skipped_log_breaks_the_join(tmp_path):
     assert_same(episodes[0], written[112])
 
 
+def test_final_chunk_after_a_skipped_log_keeps_every_episode_whole(tmp_path):
+    # C = 50: logged at add_count 49; the log point 99 falls inside episode 3's padding (adds 96..98) and is
+    # skipped; log_final then runs at add 144 (cursor 44), 95 rows after the last log. The final chunk holds
+    # the last 50 rows (94..143): the tail of episode 2 (a fragment), episodes 3 and 4 whole. Counting
+    # only cursor − last cursor would read 45 rows and splice episodes; the rows [44, 48] that a short final
+    # chunk leaves stale differ from the previous chunk's, which tells the reader.
+    written, writer = write_run(tmp_path, [46, 44, 30, 12], capacity=50, tail=0)
+    assert writer.logged_suffixes == [0, 1] and writer.add_count == 144
+    log_dir = replay_log_dir(tmp_path, GAME, "1")
+    assert int(np.load(gzip.open(member_path(log_dir, "add_count", 1)))) == 44
+    stats = ReadStats()
+    episodes = list(read_run(tmp_path, GAME, 1, stats=stats, block_rows=7))
+    assert sorted(e.start for e in episodes) == [3, 99, 132]
+    for episode in episodes:
+        assert_same(episode, written[episode.start])
+    assert (stats.fragments, stats.fragment_rows) == (1, 2)  # rows 94, 95: the end of episode 2
+    assert [s.start for s in scan_run(tmp_path, GAME, 1)] == [3, 99, 132]
+
+
 def test_scan_and_want_select_without_frames(tmp_path):
     written, _ = write_run(tmp_path, [46, 47, 120, 10], capacity=50)
     spans = list(scan_run(tmp_path, GAME, 1))

@@ -129,6 +129,7 @@ class _Chunk:
     actions: np.ndarray  # [length] int32 minimal index, time order
     rewards: np.ndarray  # [length] float32
     terminals: np.ndarray  # [length] uint8
+    stored: tuple[np.ndarray, ...] = ()  # the file's action, reward and terminal arrays, file order [capacity]
 
     @property
     def end(self) -> int:
@@ -153,10 +154,19 @@ def _load_count(path: Path, what: str) -> np.ndarray:
     return value
 
 
+def _rewritten_since(prev: _Chunk, stored: tuple[np.ndarray, ...], cursor: int) -> bool:
+    """Whether a final chunk's rows [cursor, C-2] differ from the previous chunk's: had fewer than C rows come
+    since that log, they would be the same stale rows (Dopamine's buffer overwrites in place)."""
+    rows = slice(cursor, prev.capacity - 1)
+    return any(not np.array_equal(new[rows], old[rows]) for new, old in zip(stored, prev.stored))
+
+
 def _load_chunk(
-    log_dir: Path, suffix: int, present: set[str], prev_end: int | None, num_minimal: int, assume_full: bool
+    log_dir: Path, suffix: int, present: set[str], prev: _Chunk | None, num_minimal: int, assume_full: bool
 ) -> _Chunk:
-    """Small arrays of one suffix, validated and put in time order (frames stay on disk)."""
+    """Small arrays of one suffix, validated and put in time order (frames stay on disk); `prev` is the
+    previous suffix's chunk when this one follows it directly."""
+    prev_end = None if prev is None else prev.end
     required = list(STORE) + ([] if assume_full and "add_count" not in present else ["add_count"])
     for member in required:
         if member not in present:
@@ -191,19 +201,25 @@ def _load_chunk(
     if add_count < 0:
         raise DataFileError(member_path(log_dir, "add_count", suffix), f"negative add_count {add_count}")
     if add_count >= capacity:  # a regular log: the last min(new adds, C) rows
-        prev = add_count - capacity if prev_end is None else prev_end
-        if prev > add_count:
+        last = add_count - capacity if prev_end is None else prev_end
+        if last > add_count:
             raise DataFileError(member_path(log_dir, "add_count", suffix),
-                                f"add_count {add_count} is below the previous chunk's {prev}")
-        length = min(add_count - prev, capacity)
+                                f"add_count {add_count} is below the previous chunk's {last}")
+        length = min(add_count - last, capacity)
         base = add_count - length
     elif suffix == 0:  # the first log (or a run shorter than one buffer): rows 0..add_count-1
         base, length = 0, add_count
     else:  # log_final_buffer: add_count holds the cursor; new rows follow the previous log's cursor
-        prev = suffix * capacity - 1 if prev_end is None else prev_end
-        base, length = prev, (add_count - prev) % capacity
+        last = suffix * capacity - 1 if prev_end is None else prev_end
+        base, length = last, (add_count - last) % capacity
+        if prev is not None and _rewritten_since(prev, (actions, rewards, terminals), add_count):
+            # A log point fell inside an episode's padding and was skipped (Dopamine checks only after real
+            # adds), so C or more rows came since the previous log: the whole buffer is new and the rows
+            # between the two logs are lost. Read as the cursor-only count would, it splices episodes.
+            base, length = last + length, capacity
 
-    chunk = _Chunk(log_dir, suffix, capacity, base, length, actions, rewards, terminals)
+    chunk = _Chunk(log_dir, suffix, capacity, base, length, actions, rewards, terminals,
+                   stored=(actions, rewards, terminals))
     rows = np.concatenate([np.arange(a, b) for a, b, _ in chunk.file_runs(0, length)]) if length else np.arange(0)
     chunk.actions, chunk.rewards, chunk.terminals = actions[rows], rewards[rows], terminals[rows]
     bad = np.flatnonzero((chunk.actions < 0) | (chunk.actions >= num_minimal))
@@ -325,7 +341,7 @@ def _iter_run(
     for suffix in order:
         try:
             linked = prev is not None and prev.suffix == suffix - 1
-            chunk = _load_chunk(log_dir, suffix, present[suffix], prev.end if linked else None,
+            chunk = _load_chunk(log_dir, suffix, present[suffix], prev if linked else None,
                                 len(to_full), assume_full_chunks)
             if not (linked and chunk.base == prev.end):  # rows before this chunk are unknown
                 drop(building)
