@@ -39,10 +39,6 @@ class Curve:
         """Returns of the episodes that ended in the game (not the one cut at the transition budget)."""
         return [r for r, e in zip(self.episodes["return"], self.episodes["end"]) if e != "budget_cut"]
 
-    def recent_mean(self, count: int = 20) -> float | None:
-        returns = self.scored_returns()[-count:]
-        return float(np.mean(returns)) if returns else None
-
 
 @dataclass(frozen=True)
 class BehaviourSummary:

@@ -130,7 +130,7 @@ class _Trainer:
         env = RecordingVecEnv(c.game, c.settings.num_envs, seed=1000 * c.seed + c.settings.num_envs * s.resumes,
                               budget=c.transitions - self.logged, sticky=c.sticky,
                               max_episode_steps=c.max_episode_steps)
-        env.agent_steps = s.agent_steps
+        env.agent_steps, env.clock = s.agent_steps, self.wall
         latest = self.run_dir / AGENT_DIR / "latest.zip"
         if s.agent_steps and latest.is_file():
             self.model = load_agent(str(latest), env, device)
@@ -156,7 +156,7 @@ class _Trainer:
         wall = self.wall()
         for episode in self.env.take_finished():
             self.log.add_episode(np.stack(episode.frames), np.asarray(episode.actions), np.asarray(episode.rewards))
-            s.curve.add_episode(episode.agent_step, wall, episode.raw_return, len(episode), episode.end)
+            s.curve.add_episode(episode.agent_step, episode.wall_seconds, episode.raw_return, len(episode), episode.end)
             self.logged += len(episode)
         s.agent_steps = int(self.model.num_timesteps)
         s.wall_seconds = wall
@@ -203,7 +203,6 @@ class _Callback(BaseCallback):
         super().__init__()
         self.trainer, self.bar = trainer, bar
         self.last_commit = time.perf_counter()
-        self.recent: list[float] = []
 
     def _on_rollout_start(self) -> None:  # the update of the previous rollout is done: a consistent point
         if time.perf_counter() - self.last_commit >= self.trainer.commit_seconds:

@@ -12,6 +12,8 @@ and marked terminal (as `jowa.data.collect` does), the other episodes in progres
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ class Episode:
     rewards: list[float] = field(default_factory=list)
     end: str = ""  # "game_over", "step_cap" or "budget_cut"
     agent_step: int = 0  # agent steps (all envs) when it ended
+    wall_seconds: float = 0.0  # the env's clock when it ended
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -72,6 +75,7 @@ class RecordingVecEnv(VecEnv):
         self.finished: list[Episode] = []
         self.recording = budget > 0
         self.agent_steps = 0  # steps taken by this object (all envs)
+        self.clock: Callable[[], float] = time.perf_counter  # the trainer sets its training wall clock
         self.dropped_steps = 0  # recorded steps thrown away (episodes in progress when recording stopped)
         self._episodes = [Episode() for _ in range(num_envs)]
         self._stack = np.zeros((num_envs, STACK, 84, 84), dtype=np.uint8)
@@ -158,7 +162,7 @@ class RecordingVecEnv(VecEnv):
 
     def _finish(self, i: int, end: str) -> None:
         episode = self._episodes[i]
-        episode.end, episode.agent_step = end, self.agent_steps
+        episode.end, episode.agent_step, episode.wall_seconds = end, self.agent_steps, self.clock()
         self.finished.append(episode)
         self.budget -= len(episode)
         self._episodes[i] = Episode()
