@@ -19,6 +19,7 @@ import pytest
 from jowa.behaviour import RunConfig, agent_settings, behaviour_summary, load_behaviour_policy, train_run
 from jowa.behaviour.replay_log import ResumableLog
 from jowa.behaviour.vec_env import RecordingVecEnv
+from jowa.data.collect import collect
 from jowa.data.replay import STORE_DTYPES, ReadStats, list_suffixes, member_path, read_episodes, replay_log_dir
 from jowa.envs import load_policy, make_vector_env, valid_action_masks
 from jowa.games import minimal_to_full, task_id
@@ -66,7 +67,7 @@ def test_run_reads_back_through_the_reader_and_plain_numpy(finished_run):
         assert invalid.shape == (5,)
 
 
-def test_run_records_curve_checkpoints_and_a_usable_policy(finished_run):
+def test_run_records_curve_checkpoints_and_a_usable_policy(finished_run, tmp_path):
     run_dir = finished_run / "Breakout" / "1"
     curve = json.loads((run_dir / "learning_curve.json").read_text())
     assert (run_dir / "learning_curve.png").stat().st_size > 0
@@ -90,6 +91,8 @@ def test_run_records_curve_checkpoints_and_a_usable_policy(finished_run):
             obs, _, terminated, truncated, _ = envs.step(actions)
             starts = terminated | truncated
         envs.close()
+    stats = collect(["Breakout"], 60, tmp_path, policy=f"behaviour:{run_dir}", asynchronous=False, progress=False)
+    assert stats["Breakout"].transitions == 60 == sum(len(e) for e in read_episodes(tmp_path))
 
 
 def test_recording_env_logs_exactly_the_budget():
