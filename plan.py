@@ -2,6 +2,9 @@
 
     python plan.py --run runs/tiny --games Pong,Breakout --episodes 16 -K 2 -H 2 --context 6 --protocol jowa --envs 16
     python plan.py --run runs/official-150M --games Assault,Seaquest --settings configs/eval/jowa_150M.yaml
+
+Every episode is logged as it ends (OUT/episodes.jsonl): after SIGTERM or Ctrl-C a partial report is
+written (exit status 3) and the same command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout 
 
 from jowa.checkpoint import CheckpointError  # noqa: E402
 from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
-from jowa.evaluation.runner import evaluate_run, resolve_settings  # noqa: E402
+from jowa.evaluation.runner import EvaluationStopped, evaluate_run, resolve_settings  # noqa: E402
 from jowa.training.distributed import pick_device  # noqa: E402
 
 
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
+    except EvaluationStopped as error:
+        print(f"stopped: {error}", file=sys.stderr, flush=True)
+        return 3
     print(f"report: {out / 'report.md'}")
     return 0
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from jowa.config import TokenizerConfig, WorldModelConfig
+from jowa.evaluation.episode_log import EpisodeLog
 from jowa.evaluation.rollouts import allocate_slots
 from jowa.evaluation.runner import evaluate_run, resolve_settings
 from jowa.model.world_model import WorldActionModel
@@ -63,6 +64,55 @@ def test_beam_width_beyond_valid_actions_warns_and_settings_file_overrides(tmp_p
 def test_slots_cover_every_game_within_the_env_budget() -> None:
     assert allocate_slots(["Pong", "Breakout"], 3, 4) == [["Pong", "Breakout", "Pong", "Breakout"]]
     assert allocate_slots(["A", "B", "C"], 1, 2) == [["A", "B"], ["C"]]
+    assert allocate_slots(["A", "B", "C"], {"A": 0, "B": 3, "C": 1}, 3) == [["B", "C", "B"]]  # what is missing
+
+
+def test_episode_log_continues_refuses_other_settings_and_drops_a_cut_line(tmp_path) -> None:
+    path = tmp_path / "episodes.jsonl"
+    log = EpisodeLog(path, {"games": ["Pong"], "episodes": 3})
+    log.append("agent", "Pong", -21.0, 812)
+    log.append("agent", "Pong", -20.0, 901)
+    path.write_text(path.read_text() + '{"side": "agent", "ga')  # a crash in the middle of a line
+    again = EpisodeLog(path, {"games": ["Pong"], "episodes": 3})
+    assert again.returns("agent", "Pong") == [-21.0, -20.0] and again.lengths("agent", "Pong") == [812, 901]
+    assert len(path.read_text().splitlines()) == 3
+    with pytest.raises(ValueError, match="other settings \\(episodes\\)"):
+        EpisodeLog(path, {"games": ["Pong"], "episodes": 4})
+    assert EpisodeLog(path, {"games": ["Pong"], "episodes": 4}, restart_other=True).records == []
+
+
+def test_sigterm_writes_a_partial_report_and_the_same_command_continues(small_run, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "eval"
+    command = [sys.executable, str(repo / "plan.py"), "--run", str(small_run), "--games", "Pong", "--episodes", "6",
+               "--envs", "1", "--greedy", "--max-steps", "25", "--device", "cpu", "--out", str(out)]
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = out / "episodes.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 3, err
+    finished = len(log.read_text().splitlines()) - 1
+    assert 1 <= finished < 6 and "stopped: Partial report" in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["note"].startswith(f"Partial report: {finished} of 6 episodes finished before SIGTERM")
+    assert report["results"]["games"]["Pong"]["num_episodes"] == finished
+    assert "> **Partial report" in (out / "report.md").read_text()
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["note"] is None and report["results"]["games"]["Pong"]["num_episodes"] == 6
+    assert len(log.read_text().splitlines()) == 1 + 6  # every episode exactly once
 
 
 @pytest.mark.parametrize("greedy", [True, False])

@@ -99,7 +99,7 @@ def evaluate_stage(out: Path, config: DemoConfig) -> dict[str, Any]:
                                     e.context, e.envs, greedy=not planning, seed=config.seed,
                                     max_episode_steps=e.max_steps)
         report = evaluate_run(out / model, settings, out / "eval" / name, random_baseline=planning,
-                              video_frames=e.video_frames if planning else 0)
+                              video_frames=e.video_frames if planning else 0, restart_other=True)
         reports[name] = str(report)
     return reports
 

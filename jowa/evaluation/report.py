@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from jowa.evaluation.episode_log import EPISODES_NAME
 from jowa.evaluation.metrics import (
     REFERENCES,
     RLIABLE_REPS,
@@ -366,6 +367,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     episodes = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
     lines = [
         f"# Evaluation report: {agent['name']}", "",
+        *([f"> **{report['note']}**", ""] if report.get("note") else []),
         f"Created {report['created_utc']} · {len(agent['games'])} games "
         f"({len(agent['aggregates']['games']['hns'])} with reference scores) · {episodes} episodes per game.", "",
         "## Protocol", "",
@@ -527,7 +529,8 @@ def _check_destination(out_dir: Path) -> None:
     # Only an empty directory or a previous report may be replaced: never wipe unrelated files.
     if not out_dir.exists():
         return
-    if not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "report.json").exists()):
+    known = (out_dir / "report.json").exists() or (out_dir / EPISODES_NAME).exists()
+    if not out_dir.is_dir() or (any(out_dir.iterdir()) and not known):
         raise FileExistsError(f"{out_dir} exists and is not an empty directory or a previous report; "
                               "choose another output directory")
 
@@ -552,8 +555,12 @@ def write_report(
     bootstrap_reps: int = RLIABLE_REPS,
     seed: int = 0,
     confidence: float = 0.95,
+    note: str | None = None,
 ) -> Path:
-    """Write report.json, report.md and the PNG plots into `out_dir` atomically; return its path."""
+    """Write report.json, report.md and the PNG plots into `out_dir` atomically; return its path.
+
+    `note` (e.g. that the report is partial) heads report.md; the episode log of a previous write
+    (`episodes.jsonl`) is kept."""
     out_dir = Path(out_dir)
     settings_json = _json_ready(dict(settings), "settings")
     for side in (results, baseline):
@@ -575,6 +582,7 @@ def write_report(
         "results": agent,
         "baseline": base,
         "comparison": compare(agent, base, bootstrap_reps, seed, confidence) if base is not None else None,
+        "note": note,
     }
     summaries = [agent] + ([base] if base is not None else [])
 
@@ -586,6 +594,8 @@ def write_report(
         plot_raw_returns(summaries, tmp_dir / PNG_FILES[0])
         plot_normalized_scores(summaries, tmp_dir / PNG_FILES[1])
         plot_aggregates(summaries, tmp_dir / PNG_FILES[2])
+        if (out_dir / EPISODES_NAME).is_file():
+            shutil.copy2(out_dir / EPISODES_NAME, tmp_dir / EPISODES_NAME)
         _publish(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)

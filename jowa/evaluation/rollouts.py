@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
 
@@ -62,36 +64,63 @@ class RolloutResult:
     returns: dict[str, list[float]] = field(default_factory=dict)  # raw undiscounted returns per game
     lengths: dict[str, list[int]] = field(default_factory=dict)  # agent steps per episode
     videos: dict[str, np.ndarray] = field(default_factory=dict)  # u8 [n, 84, W] first episode per game
+    stopped: bool = False  # a stop was requested before every episode finished
 
 
-def allocate_slots(games: list[str], episodes: int, num_envs: int) -> list[list[str]]:
-    """Groups of slot games: every game gets up to `episodes` slots, round-robin, ≤ num_envs per group."""
-    groups, pending = [], list(games)
+OnEpisode = Callable[[str, float, int], None]  # (game, return, agent steps), called as each episode ends
+
+
+@dataclass
+class _Play:
+    """What one `play` call shares across its slot groups."""
+
+    episodes: dict[str, int]
+    result: RolloutResult
+    bar: tqdm
+    video_frames: int
+    on_episode: OnEpisode | None
+    should_stop: Callable[[], bool] | None
+    steps_done: int = 0
+    started_at: float = field(default_factory=time.perf_counter)
+    shown_at: float = 0.0
+
+
+def allocate_slots(games: list[str], episodes: int | Mapping[str, int], num_envs: int) -> list[list[str]]:
+    """Groups of slot games: every game gets up to its episode count of slots, round-robin, ≤ num_envs per group."""
+    counts = {g: episodes if isinstance(episodes, int) else episodes[g] for g in games}
+    groups, pending = [], [g for g in games if counts[g] > 0]
     while pending:
         per_group = pending[:num_envs]
         pending = pending[num_envs:]
-        slots = [g for _ in range(episodes) for g in per_group][:num_envs]
+        slots = [g for i in range(max(counts[g] for g in per_group)) for g in per_group if i < counts[g]][:num_envs]
         groups.append(slots)
     return groups
 
 
 def play(
-    games: list[str], episodes: int, protocol: Protocol, num_envs: int, make_actor, seed: int = 0,
-    video_frames: int = 0, progress: bool = True, desc: str = "episodes",
+    games: list[str], episodes: int | Mapping[str, int], protocol: Protocol, num_envs: int, make_actor,
+    seed: int = 0, video_frames: int = 0, progress: bool = True, desc: str = "episodes",
+    on_episode: OnEpisode | None = None, should_stop: Callable[[], bool] | None = None,
 ) -> RolloutResult:
-    """Play `episodes` episodes of every game. `make_actor(slot_games) -> Actor` builds the actor for
-    one group of slots. `video_frames` > 0 records up to that many frames of each game's first episode."""
-    result = RolloutResult({g: [] for g in games}, {g: [] for g in games})
-    bar = tqdm(total=len(games) * episodes, desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
-    for group_index, slot_games in enumerate(allocate_slots(games, episodes, num_envs)):
-        _play_group(slot_games, episodes, protocol, make_actor(slot_games), seed + 1000 * group_index,
-                    video_frames, result, bar)
-    bar.close()
-    return result
+    """Play `episodes` episodes of every game (an int, or a count per game). `make_actor(slot_games) -> Actor`
+    builds the actor for one group of slots. `video_frames` > 0 records up to that many frames of each game's
+    first episode. `on_episode` sees every episode as it ends; once `should_stop()` is true, play returns
+    with the episodes finished so far (`stopped` set)."""
+    counts = {g: episodes if isinstance(episodes, int) else int(episodes[g]) for g in games}
+    state = _Play(counts, RolloutResult({g: [] for g in games}, {g: [] for g in games}),
+                  tqdm(total=sum(counts.values()), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True),
+                  video_frames, on_episode, should_stop)
+    for group_index, slot_games in enumerate(allocate_slots(games, counts, num_envs)):
+        _play_group(slot_games, protocol, make_actor(slot_games), seed + 1000 * group_index, state)
+        if state.result.stopped:
+            break
+    state.bar.close()
+    return state.result
 
 
-def _play_group(slot_games, episodes, protocol, actor, seed, video_frames, result, bar) -> None:
+def _play_group(slot_games: list[str], protocol: Protocol, actor: Actor, seed: int, state: _Play) -> None:
     env = make_vector_env(slot_games, sticky=protocol.sticky, max_episode_steps=protocol.max_episode_steps)
+    result, bar, video_frames = state.result, state.bar, state.video_frames
     try:
         observations, _ = env.reset(seed=seed)
         count = len(slot_games)
@@ -102,6 +131,9 @@ def _play_group(slot_games, episodes, protocol, actor, seed, video_frames, resul
         recording = {slot_games.index(g): g for g in set(slot_games) if video_frames > 0 and g not in result.videos}
         frames: dict[int, list[np.ndarray]] = {slot: [] for slot in recording}
         while active.any():
+            if state.should_stop is not None and state.should_stop():
+                result.stopped = True
+                return
             slots = np.flatnonzero(active).tolist()
             actions = np.zeros(count, dtype=np.int64)
             actions[slots] = actor.act(observations[slots], slots)
@@ -110,23 +142,38 @@ def _play_group(slot_games, episodes, protocol, actor, seed, video_frames, resul
                     frames[slot].append(_video_frame(actor, observations[slot], slot))
             observations, rewards, terminated, truncated, _ = env.step(actions)
             running += rewards
-            steps += 1
+            steps += active
+            state.steps_done += len(slots)
+            _show_speed(state, int(steps[active].max()))
             for slot in np.flatnonzero((terminated | truncated) & active):
                 game = slot_games[slot]
                 result.returns[game].append(float(running[slot]))
                 result.lengths[game].append(int(steps[slot]))
+                if state.on_episode is not None:
+                    state.on_episode(game, float(running[slot]), int(steps[slot]))
                 running[slot], steps[slot] = 0.0, 0
                 actor.reset([int(slot)])
                 if slot in recording:
                     result.videos[recording.pop(slot)] = np.stack(frames.pop(slot))
-                if started[game] < episodes:
+                if started[game] < state.episodes[game]:
                     started[game] += 1  # the slot goes on with the next episode (auto-reset)
                 else:
                     active[slot] = False
                 bar.update(1)
-                bar.set_postfix({g[:10]: f"{np.mean(r):.1f}" for g, r in result.returns.items() if r})
     finally:
         env.close()
+
+
+def _show_speed(state: _Play, longest: int) -> None:
+    """Agent steps/s, the longest running episode and each game's mean return, at most once a second: an
+    agent that never ends an episode (Breakout without FIRE) shows as steps, not as a stuck 0/N."""
+    now = time.perf_counter()
+    if now - state.shown_at < 1.0:
+        return
+    state.shown_at = now
+    rate = state.steps_done / max(now - state.started_at, 1e-9)
+    means = {g[:10]: f"{np.mean(r):.1f}" for g, r in state.result.returns.items() if r}
+    state.bar.set_postfix({"steps/s": f"{rate:.0f}", "longest": longest, **means}, refresh=True)
 
 
 def _video_frame(actor, observation: np.ndarray, slot: int) -> np.ndarray:

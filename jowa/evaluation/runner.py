@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from jowa.checkpoint import find_model_dir
+from jowa.checkpoint import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.config import from_dict, load_yaml
+from jowa.evaluation.episode_log import EPISODES_NAME, EpisodeLog
 from jowa.evaluation.protocols import Protocol, get_protocol
 from jowa.evaluation.report import EvaluationResults, write_report, write_video
 from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, play
 from jowa.games import check_game, minimal_to_full, task_id
+from jowa.training.signals import StopRequest
 
 log = logging.getLogger(__name__)
 MAX_BLOCKS = 8
@@ -144,35 +147,78 @@ def agent_actor_factory(model, tokenizer, settings: EvaluationSettings):
     return make
 
 
-def to_results(rollouts: RolloutResult, name: str, settings: EvaluationSettings | None) -> EvaluationResults:
+class EvaluationStopped(RuntimeError):
+    """SIGTERM or Ctrl-C stopped an evaluation; what finished is in the episode log (and a partial report)."""
+
+
+def results_from_log(log: EpisodeLog, side: str, name: str, settings: EvaluationSettings,
+                     with_settings: bool) -> EvaluationResults | None:
+    """The logged episodes of one side as report results (games without a finished episode left out)."""
+    returns = {g: log.returns(side, g) for g in settings.games if log.returns(side, g)}
+    if not returns:
+        return None
     metadata = {}
-    for game, lengths in rollouts.lengths.items():
+    for game in returns:
+        lengths = log.lengths(side, game)
         meta: dict[str, Any] = {"mean_episode_steps": sum(lengths) / len(lengths)}
-        if settings is not None:
+        if with_settings:
             meta.update(context=settings.per_game[game].context, K=settings.per_game[game].beam_width, H=settings.horizon)
         metadata[game] = meta
-    return EvaluationResults(rollouts.returns, metadata, name=name)
+    return EvaluationResults(returns, metadata, name=name)
+
+
+def _play_side(log: EpisodeLog, side: str, settings: EvaluationSettings, make_actor, video_frames: int,
+               progress: bool, stop: StopRequest) -> RolloutResult:
+    """Play the episodes of `side` the log does not hold yet, logging each as it ends."""
+    missing = {g: settings.episodes - len(log.returns(side, g)) for g in settings.games}
+    done = len(settings.games) * settings.episodes - sum(missing.values())
+    # Fresh environment seeds on a continued evaluation, so that it does not replay the logged episodes.
+    seed = settings.seed + 100_003 * done
+    return play(settings.games, missing, settings.protocol, settings.num_envs, make_actor, seed, video_frames,
+                progress, side, on_episode=lambda g, r, n: log.append(side, g, r, n),
+                should_stop=lambda: stop.requested)
 
 
 def evaluate_run(
     run: str | Path, settings: EvaluationSettings, out_dir: str | Path, device: str = "cpu",
-    random_baseline: bool = False, video_frames: int = 0, progress: bool = True,
+    random_baseline: bool = False, video_frames: int = 0, progress: bool = True, restart_other: bool = False,
 ) -> Path:
-    """Play all episodes with the run's agent (and optionally a random policy), write the report."""
+    """Play all episodes with the run's agent (and optionally a random policy), write the report.
+
+    Every episode is logged as it ends (`out_dir/episodes.jsonl`); rerunning continues from the log (a log
+    of other settings or weights is refused, or with `restart_other` replaced). On SIGTERM or Ctrl-C a
+    partial report of the finished episodes is written, then EvaluationStopped raised."""
+    out_dir = Path(out_dir)
     device_t = torch.device(device)
     model, tokenizer = load_run(run, device_t)
-    with torch.autocast(device_t.type, dtype=torch.bfloat16, enabled=device_t.type == "cuda"):
-        agent = play(settings.games, settings.episodes, settings.protocol, settings.num_envs,
-                     agent_actor_factory(model, tokenizer, settings), settings.seed, video_frames, progress, "agent")
-    baseline = None
-    if random_baseline:
-        random = play(settings.games, settings.episodes, settings.protocol, settings.num_envs,
-                      lambda slot_games: RandomActor(slot_games, settings.seed), settings.seed, 0, progress, "random")
-        baseline = to_results(random, "random", None)
     planner = "greedy" if settings.horizon == 0 else f"beam search H={settings.horizon}"
+    identity = {kind: file_sha256(find_model_dir(run, kind) / WEIGHTS_NAME) for kind in ("world_model", "tokenizer")}
+    log = EpisodeLog(out_dir / EPISODES_NAME, {**settings.to_json(), "run": str(run), "planner": planner,
+                                               "weights_sha256": identity}, restart_other)
+    videos: dict[str, Any] = {}
+    with StopRequest((signal.SIGTERM, signal.SIGINT)) as stop:
+        with torch.autocast(device_t.type, dtype=torch.bfloat16, enabled=device_t.type == "cuda"):
+            agent = _play_side(log, "agent", settings, agent_actor_factory(model, tokenizer, settings),
+                               video_frames, progress, stop)
+        videos = agent.videos
+        if random_baseline and not stop.requested:
+            _play_side(log, "random", settings, lambda slot_games: RandomActor(slot_games, settings.seed), 0,
+                       progress, stop)
+    results = results_from_log(log, "agent", "jowa", settings, with_settings=True)
+    baseline = results_from_log(log, "random", "random", settings, with_settings=False) if random_baseline else None
+    wanted = len(settings.games) * settings.episodes * (2 if random_baseline else 1)
+    finished = len(log.records)
+    if results is None:
+        raise EvaluationStopped(f"stopped by {stop.signal_name} before any episode finished; rerun the same "
+                                f"command to continue ({out_dir / EPISODES_NAME})")
+    note = None if finished == wanted else (
+        f"Partial report: {finished} of {wanted} episodes finished before {stop.signal_name or 'the stop'}; "
+        f"rerun the same command to continue.")
     report_settings = {**settings.to_json(), "run": str(run), "device": device, "planner": planner}
-    out = write_report(out_dir, to_results(agent, "jowa", settings), report_settings, baseline)
+    out = write_report(out_dir, results, report_settings, baseline, note=note)
     (out / "videos").mkdir(exist_ok=True)
-    for game, frames in agent.videos.items():
+    for game, frames in videos.items():
         write_video(frames, out / "videos" / f"{game}.gif", fps=15, scale=2)
+    if note is not None:
+        raise EvaluationStopped(f"{note} Report so far: {out / 'report.md'}")
     return out

@@ -256,7 +256,7 @@ def finetune(options: FinetuneOptions) -> dict[str, Any]:
                             "mean_return": best.mean_return if best else None}
         if plan.report is not None:
             report = evaluate_run(out / FINAL, plan.report, out / REPORT, str(plan.device), random_baseline=True,
-                                  progress=options.progress)
+                                  progress=options.progress, restart_other=True)
             summary["report"] = str(report / "report.md")
             written = json.loads((report / "report.json").read_text())
             summary["report_returns"] = {
