@@ -90,8 +90,9 @@ def test_import_cli_writes_loadable_checkpoints(ref, tmp_path) -> None:
     from jowa.tokenizer import Tokenizer
     from safetensors.torch import load_file
 
-    main(["--model", str(ref / "jowa_small_official_format.pt"), "--tokenizer", str(ref / "tokenizer_small_official_format.pt"),
-          "--num-heads", "4", "--out", str(tmp_path / "run")])
+    assert main(["--model", str(ref / "jowa_small_official_format.pt"), "--tokenizer",
+                 str(ref / "tokenizer_small_official_format.pt"), "--num-heads", "4", "--out", str(tmp_path / "run")]) == 0
+    assert main(["--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "other")]) == 2
     model = WorldActionModel.from_pretrained(tmp_path / "run" / "world_model").eval()
     tokenizer = Tokenizer.from_pretrained(tmp_path / "run" / "tokenizer")
     f = load_file(str(ref / "jowa_small_forward.safetensors"))

@@ -9,6 +9,7 @@ writes `OUT/world_model/` and `OUT/tokenizer/` (safetensors + config.json), load
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from jowa.compat.official import (
@@ -49,21 +50,26 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.model:
-        config = None
-        if args.num_heads:
-            config = infer_world_model_config(load_state_dict(args.model), args.size)
-            config.num_heads = args.num_heads
-        model = import_world_model(args.model, args.size, config)
-        target = model.save_pretrained(args.out / "world_model", extra={"imported_from": str(args.model)})
-        print(f"world model: {sum(p.numel() for p in model.parameters()):,} parameters -> {target}")
-    if args.tokenizer:
-        tokenizer = import_tokenizer(args.tokenizer)
-        target = tokenizer.save_pretrained(args.out / "tokenizer", extra={"imported_from": str(args.tokenizer)})
-        print(f"tokenizer: {sum(p.numel() for p in tokenizer.parameters()):,} parameters -> {target}")
+    try:
+        if args.model:
+            config = None
+            if args.num_heads:
+                config = infer_world_model_config(load_state_dict(args.model), args.size)
+                config.num_heads = args.num_heads
+            model = import_world_model(args.model, args.size, config)
+            target = model.save_pretrained(args.out / "world_model", extra={"imported_from": str(args.model)})
+            print(f"world model: {sum(p.numel() for p in model.parameters()):,} parameters -> {target}")
+        if args.tokenizer:
+            tokenizer = import_tokenizer(args.tokenizer)
+            target = tokenizer.save_pretrained(args.out / "tokenizer", extra={"imported_from": str(args.tokenizer)})
+            print(f"tokenizer: {sum(p.numel() for p in tokenizer.parameters()):,} parameters -> {target}")
+    except (ValueError, FileNotFoundError) as error:  # OfficialCheckpointError is a ValueError
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
