@@ -200,6 +200,16 @@ def test_quantizer_rules() -> None:
     torch.testing.assert_close(qq.grad, -zz.detach())  # mean((sg(z) − q)²) → −(z − q)
 
 
+def test_nearest_code_search_is_fp32_under_autocast() -> None:
+    # Random latents against a dense codebook: a bf16 search picks another code for 23 of 2,304 positions.
+    g = torch.Generator().manual_seed(0)
+    z, codebook = torch.randn(64, 64, 6, 6, generator=g), torch.randn(512, 64, generator=g) * 0.5
+    fp32 = nearest_tokens(z, codebook)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(nearest_tokens(z, codebook), fp32)
+        assert squared_distances(z[:, :, 0, 0], codebook).dtype == torch.float32
+
+
 def test_save_and_load_pretrained(small: Tokenizer, io: dict[str, torch.Tensor], tmp_path: Path) -> None:
     small.save_pretrained(tmp_path / "tok")
     keys = load_file(str(tmp_path / "tok" / "model.safetensors")).keys()

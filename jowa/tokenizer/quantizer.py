@@ -12,12 +12,17 @@ from torch import nn
 
 
 def squared_distances(z_flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """‖z‖² + ‖e‖² − 2 z·e.  z_flat [N, E], codebook [K, E] → [N, K]."""
-    return (
-        torch.sum(z_flat**2, dim=1, keepdim=True)
-        + torch.sum(codebook**2, dim=1)
-        - 2 * torch.matmul(z_flat, codebook.t())
-    )
+    """‖z‖² + ‖e‖² − 2 z·e in float32, also under autocast.  z_flat [N, E], codebook [K, E] → [N, K].
+
+    A bf16 matmul here (autocast on GPU) would pick other tokens than the fp32 search of tokenizing and
+    of the official code; the search is cheap next to the encoder, so it always runs in fp32."""
+    with torch.autocast(z_flat.device.type, enabled=False):
+        z_flat, codebook = z_flat.float(), codebook.float()
+        return (
+            torch.sum(z_flat**2, dim=1, keepdim=True)
+            + torch.sum(codebook**2, dim=1)
+            - 2 * torch.matmul(z_flat, codebook.t())
+        )
 
 
 def flatten_latents(z: torch.Tensor) -> torch.Tensor:
