@@ -1,0 +1,69 @@
+"""Critic measures: the TD loss beside that of a uniform return distribution, how much Q tells the valid
+actions apart, and whether Q tracks the discounted returns actually observed in whole episodes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from jowa.data.batch import Batch
+from jowa.losses import c51_td_loss, td_rows
+from jowa.model.distributional import q_values
+from jowa.model.world_model import WorldActionModel, WorldModelOutput
+from jowa.diagnostics.world import eval_forward
+
+
+def uniform_td_loss(num_atoms: int) -> float:
+    """The C51 cross-entropy of a uniform predicted distribution against any target: ln(Z)."""
+    return math.log(num_atoms)
+
+
+def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """[n] rewards of a whole episode → [n] float64 G_t = Σ_k γ^k clip(r_{t+k}, −1, 1)."""
+    clipped = np.clip(np.asarray(rewards, dtype=np.float64), -1.0, 1.0)
+    out = np.empty_like(clipped)
+    running = 0.0
+    for t in range(len(clipped) - 1, -1, -1):
+        running = clipped[t] + gamma * running
+        out[t] = running
+    return out
+
+
+def q_spread(q: torch.Tensor, valid_actions: torch.Tensor, mask_padding: torch.Tensor) -> float:
+    """q [B, T, A], valid_actions [B, A] bool, mask_padding [B, T] → mean over real steps of
+    max − min of Q over the game's valid actions (0: the critic cannot tell actions apart)."""
+    valid = valid_actions[:, None, :].expand_as(q)
+    spread = q.masked_fill(~valid, -math.inf).amax(-1) - q.masked_fill(~valid, math.inf).amin(-1)  # [B, T]
+    return float(spread[mask_padding].mean()) if mask_padding.any() else math.nan
+
+
+def return_measures(q_taken: np.ndarray, returns: np.ndarray) -> dict[str, float]:
+    """[N] Q(s, a_taken) and [N] observed returns-to-go → Pearson correlation (NaN when either is
+    constant), mean Q − G, mean |Q − G| and the means themselves."""
+    q, g = np.asarray(q_taken, np.float64), np.asarray(returns, np.float64)
+    correlation = float(np.corrcoef(q, g)[0, 1]) if len(q) > 1 and q.std() > 0 and g.std() > 0 else math.nan
+    return {"q_return_correlation": correlation, "q_return_mean_error": float((q - g).mean()),
+            "q_return_mean_abs_error": float(np.abs(q - g).mean()), "q_mean": float(q.mean()),
+            "return_mean": float(g.mean())}
+
+
+def critic_measures(
+    model: WorldActionModel, batch: Batch, gamma: float, returns: torch.Tensor | None = None,
+    outputs: WorldModelOutput | None = None,
+) -> dict[str, float]:
+    """TD loss (eval mode: no dropout) beside ln(Z), the Q spread, and with `returns` [B, T] (the
+    returns-to-go of each step; only read where mask_padding holds) the Q-vs-return measures."""
+    outputs = eval_forward(model, batch) if outputs is None else outputs
+    assert outputs.logits_q_target is not None
+    support, valid = model.atoms, model.valid_actions(batch.tasks)
+    td = c51_td_loss(outputs.logits_q, outputs.logits_q_target, batch.actions, batch.rewards,
+                     td_rows(batch.mask_padding, batch.ends), valid, support, gamma)
+    q = q_values(outputs.logits_q, support)  # [B, T, A]
+    measures = {"td_loss": float(td), "uniform_td_loss": uniform_td_loss(support.numel()),
+                "q_spread": q_spread(q, valid, batch.mask_padding)}
+    if returns is not None:
+        taken = q.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)[batch.mask_padding]
+        measures.update(return_measures(taken.cpu().numpy(), returns[batch.mask_padding].cpu().numpy()))
+    return measures

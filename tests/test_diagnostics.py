@@ -1,0 +1,191 @@
+"""jowa.diagnostics: measures that a black background or a static frame cannot flatter, checked on
+synthetic data whose right answers are known."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jowa.config import WorldModelConfig
+from jowa.data.batch import Batch
+from jowa.diagnostics import (
+    background_frame, code_usage, critic_measures, motion_order, q_spread, return_measures, returns_to_go,
+    reward_measures, token_measures, tokenizer_measures, world_measures,
+)
+from jowa.diagnostics.held import episode_windows, whole_episodes
+from jowa.model.world_model import WorldActionModel, WorldModelOutput
+
+
+def moving_square(steps: int, size: int = 6, level: int = 200) -> np.ndarray:
+    """uint8 [steps, 84, 84]: a grey floor (rows 70..83 at 90) and a bright square moving right 3 px a step."""
+    frames = np.zeros((steps, 84, 84), np.uint8)
+    frames[:, 70:] = 90
+    for t in range(steps):
+        frames[t, 30:30 + size, 10 + 3 * t:10 + 3 * t + size] = level
+    return frames
+
+
+def test_background_is_the_static_part_and_drawing_it_loses_exactly_the_square() -> None:
+    frames = moving_square(20)
+    background = background_frame(frames)
+    assert background[75, 40] == 90 and background[32, 40] == 0  # floor kept, the square (there 2 of 20 frames) not
+    previous, following = frames[:-1], frames[1:]
+    perfect = tokenizer_measures(previous, following, following.copy(), background)
+    assert perfect["l1_all"] == perfect["l1_foreground"] == perfect["l1_changed"] == 0
+    assert perfect["foreground_fraction"] == pytest.approx(36 / (84 * 84))
+    # the square moves 3 px right: 3 columns appear and 3 vanish → 2·3·6 changed pixels per pair
+    assert perfect["changed_fraction"] == pytest.approx(36 / (84 * 84))
+    # drawing the background misses every foreground pixel by exactly 200 grey levels
+    assert perfect["background_l1_foreground"] == pytest.approx(200 / 255)
+    assert perfect["background_l1_all"] == pytest.approx(36 * 200 / 255 / (84 * 84))
+    # the changed pixels of frame t+1: half are the square (error 200), half the background it left (error 0)
+    assert perfect["background_l1_changed"] == pytest.approx(100 / 255)
+    # a reconstruction that drops the square is no better than the background on the foreground, while
+    # the plain all-pixel error looks tiny
+    dropped = tokenizer_measures(previous, following, np.broadcast_to(background, following.shape), background)
+    assert dropped["l1_foreground"] == dropped["background_l1_foreground"] and dropped["l1_all"] < 0.01
+
+
+def test_motion_order_puts_the_moving_frames_first() -> None:
+    still = np.zeros((3, 84, 84), np.uint8)
+    moving = moving_square(4)
+    frames = np.concatenate([still, moving[:2]])
+    following = np.concatenate([still, moving[2:]])
+    following[1, :2, :2] = 255  # 4 changed pixels; each moving pair changes 36
+    assert motion_order(frames, following).tolist()[:3] == [3, 4, 1]
+
+
+def test_code_usage_counts_distinct_codes_and_their_perplexity() -> None:
+    one = code_usage(np.zeros((4, 36), np.int64), 512)
+    assert one == {"codes_used": 1.0, "code_usage": 1 / 512, "code_perplexity": 1.0}
+    even = code_usage(torch.arange(64).repeat(3), 128)
+    assert even["codes_used"] == 64 and even["code_usage"] == 0.5 and even["code_perplexity"] == pytest.approx(64)
+
+
+def static_tokens(batch: int = 2, steps: int = 4, changed: bool = False) -> torch.Tensor:
+    tokens = torch.arange(36).repeat(batch, steps, 1)  # [B, T, 36], every frame the same
+    if changed:
+        tokens[:, 2:, :9] += 100  # a quarter of the tokens change once, between frames 1 and 2
+    return tokens
+
+
+def copy_predictions(tokens: torch.Tensor) -> torch.Tensor:
+    """[B, T, K] → predictions equal to the previous frame's tokens (frame 0: anything)."""
+    return torch.cat([tokens[:, :1], tokens[:, :-1]], dim=1)
+
+
+def test_tokens_that_never_change_make_copying_perfect_and_the_changed_measures_empty() -> None:
+    tokens = static_tokens()
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    m = token_measures(copy_predictions(tokens), tokens, mask)
+    assert m["changed_token_fraction"] == 0 and m["token_accuracy"] == m["copy_token_accuracy"] == 1
+    assert math.isnan(m["changed_token_accuracy"]) and math.isnan(m["copy_changed_token_accuracy"])
+
+
+def test_a_model_forced_to_copy_scores_the_copy_baseline(tiny_model: WorldActionModel) -> None:
+    tokens = static_tokens(changed=True)
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    batch = make_batch(tokens, mask)
+    copied = copy_predictions(tokens).flatten(1)  # [B, T·K]: the token each position should predict
+    logits = torch.nn.functional.one_hot(torch.cat([copied[:, 1:], copied[:, :1]], 1), 512).float()
+    outputs = WorldModelOutput(torch.zeros(0), logits, torch.zeros(2, 4, 3), torch.zeros(2, 2), torch.zeros(0), None)
+    m = world_measures(tiny_model, batch, outputs)
+    assert m["token_accuracy"] == m["copy_token_accuracy"] == pytest.approx(1 - 9 / 36 * 2 / 5)  # 5 real t ≥ 1
+    assert m["changed_token_fraction"] == pytest.approx(9 / 36 * 2 / 5)
+    assert m["changed_token_accuracy"] == m["copy_changed_token_accuracy"] == 0
+
+
+def test_reward_accuracy_on_rewarded_steps_beside_the_majority_class() -> None:
+    rewards = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, -1.0, 0.0, 5.0]])
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])  # the 5.0 is padding
+    never = reward_measures(torch.ones(2, 4, dtype=torch.long), rewards, mask)
+    assert never["rewarded_fraction"] == pytest.approx(2 / 7)
+    assert never["reward_accuracy"] == never["majority_reward_accuracy"] == pytest.approx(5 / 7)
+    assert never["rewarded_accuracy"] == never["majority_rewarded_accuracy"] == 0
+    right = reward_measures((rewards.sign() + 1).long(), rewards, mask)
+    assert right["rewarded_accuracy"] == 1 and right["reward_accuracy"] == 1
+
+
+def make_batch(tokens: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor | None = None) -> Batch:
+    b, t = mask.shape
+    ends = torch.zeros(b, t, dtype=torch.long)
+    return Batch(observations=tokens * mask[..., None], actions=torch.ones(b, t, dtype=torch.long) * mask,
+                 rewards=torch.zeros(b, t) if rewards is None else rewards, ends=ends, mask_padding=mask,
+                 tasks=torch.tensor([13, 39][:b]))  # Breakout (4 valid actions), Pong (6)
+
+
+@pytest.fixture
+def tiny_model() -> WorldActionModel:
+    torch.manual_seed(0)
+    config = WorldModelConfig(obs_vocab_size=512, num_layers=1, num_heads=2, embed_dim=32, q_mlp_dim=32, num_q=2)
+    return WorldActionModel(config)
+
+
+def test_uniform_q_gives_the_uniform_td_loss_and_no_spread(tiny_model: WorldActionModel) -> None:
+    with torch.no_grad():
+        for p in tiny_model.head_q.parameters():
+            p.zero_()
+    tiny_model.update_target()
+    tiny_model.train()
+    rng_before = torch.get_rng_state()
+    batch = make_batch(static_tokens(changed=True), torch.ones(2, 4, dtype=torch.bool),
+                       rewards=torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0]]))
+    m = critic_measures(tiny_model, batch, gamma=0.99)
+    assert m["uniform_td_loss"] == pytest.approx(math.log(51))
+    assert m["td_loss"] == pytest.approx(math.log(51), abs=1e-5) and m["q_spread"] == 0
+    assert tiny_model.training and tiny_model.transformer.training and not tiny_model.head_q_target.training
+    assert torch.equal(torch.get_rng_state(), rng_before)  # eval mode: no dropout draws
+
+
+def test_q_spread_reads_only_the_valid_actions() -> None:
+    q = torch.zeros(1, 2, 18)
+    q[..., 17] = 100.0  # an invalid action's Q must not count
+    q[0, 0, 1] = 2.0
+    valid = torch.zeros(1, 18, dtype=torch.bool)
+    valid[0, :4] = True
+    assert q_spread(q, valid, torch.tensor([[True, True]])) == pytest.approx(1.0)  # (2 + 0) / 2
+    assert q_spread(q, valid, torch.tensor([[False, True]])) == 0
+
+
+def test_returns_to_go_and_q_against_them() -> None:
+    g = returns_to_go(np.array([0.0, 3.0, 0.0, -1.0]), gamma=0.5)  # 3 is clipped to 1
+    assert g.tolist() == pytest.approx([0.5 - 0.125, 1 - 0.25, -0.5, -1.0])
+    same = return_measures(g, g)
+    assert same["q_return_correlation"] == pytest.approx(1) and same["q_return_mean_error"] == 0
+    shifted = return_measures(g + 2, g)
+    assert shifted["q_return_correlation"] == pytest.approx(1) and shifted["q_return_mean_error"] == pytest.approx(2)
+    assert math.isnan(return_measures(np.zeros(4), g)["q_return_correlation"])  # constant Q says nothing
+
+
+def write_shards(directory: Path) -> None:
+    from jowa.data.shards import ShardWriter, write_index
+
+    rng = np.random.default_rng(0)
+    for game, lengths in (("Breakout", (5, 30, 11)), ("Pong", (9, 4))):
+        writer = ShardWriter(directory, game, "sha256:test")
+        for i, n in enumerate(lengths):
+            rewards = np.zeros(n, np.float32)
+            rewards[-1] = 1.0
+            terminals = np.zeros(n, np.uint8)
+            terminals[-1] = i != 1 or game == "Pong"  # Breakout's 30-step episode is cut, not ended
+            writer.write(f"{game}/{i}", game, rng.integers(0, 512, (n, 36)), rng.integers(0, 4, n), rewards,
+                         terminals)
+        writer.close()
+    write_index(directory)
+
+
+def test_held_batch_is_whole_episodes_in_windows_with_their_returns(tmp_path: Path) -> None:
+    from jowa.data.shards import resolve_shards
+
+    write_shards(tmp_path)
+    episodes = whole_episodes(resolve_shards(tmp_path), max_steps=40)  # 20 steps per game
+    assert [(e.game, e.steps) for e in episodes] == [("Breakout", 5), ("Breakout", 11), ("Pong", 9), ("Pong", 4)]
+    batch, returns = episode_windows(episodes, length=8, gamma=0.5)
+    assert batch.mask_padding.shape == (1 + 2 + 2 + 1, 8) and int(batch.mask_padding.sum()) == 5 + 11 + 9 + 4
+    assert returns[0, :5].tolist() == pytest.approx([0.0625, 0.125, 0.25, 0.5, 1.0])
+    assert returns[2, 2] == 1.0 and returns[1, 0] == pytest.approx(0.5 ** 10)  # 11-step episode across windows
+    assert int(batch.ends.sum()) == 4 and returns[~batch.mask_padding].abs().sum() == 0
