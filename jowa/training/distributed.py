@@ -48,14 +48,16 @@ def detect_launcher(argv: list[str] | None = None) -> str:
 
 def pick_device(requested: str, local_rank: int) -> torch.device:
     """"auto" → this rank's GPU when there is one, else the CPU; a bare "cuda" gets this rank's index
-    (torch.cuda.set_device and per-rank placement need one)."""
+    (torch.cuda.set_device and per-rank placement need one); asking for CUDA without one is an error."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {requested!r}: torch {torch.__version__} sees no CUDA device")
     if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
+        # local_rank % count: a launcher that gives each process one visible GPU (CUDA_VISIBLE_DEVICES per
+        # rank) has local ranks 0..N-1 but one device, index 0.
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
     return device
 
 
