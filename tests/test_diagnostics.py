@@ -189,3 +189,76 @@ def test_held_batch_is_whole_episodes_in_windows_with_their_returns(tmp_path: Pa
     assert returns[0, :5].tolist() == pytest.approx([0.0625, 0.125, 0.25, 0.5, 1.0])
     assert returns[2, 2] == 1.0 and returns[1, 0] == pytest.approx(0.5 ** 10)  # 11-step episode across windows
     assert int(batch.ends.sum()) == 4 and returns[~batch.mask_padding].abs().sum() == 0
+
+
+def test_verdicts_follow_the_numbers() -> None:
+    from jowa.diagnostics.verdicts import critic_verdict, tokenizer_verdict, world_verdict
+
+    lost = {"l1_foreground": 0.31, "background_l1_foreground": 0.30, "l1_changed": 0.05, "background_l1_changed": 0.4}
+    text = tokenizer_verdict(lost)
+    assert "foreground error 0.310 is no better than drawing the background (0.300): the objects are lost" in text
+    assert "moving" not in text and "well below drawing the background (0.400)" in text
+    static = {"changed_token_fraction": 0.1, "changed_token_accuracy": 0.0, "token_accuracy": 0.85,
+              "copy_token_accuracy": 0.9, "rewarded_fraction": 0.02, "rewarded_accuracy": 0.0,
+              "majority_rewarded_accuracy": 0.0}
+    text = world_verdict(static)
+    assert "no better than copying the last frame (90 %)" in text and "static part of the screen" in text
+    assert "learnt nothing about rewards" in text
+    flat = {"td_loss": 3.92, "uniform_td_loss": math.log(51), "q_spread": 0.0, "q_return_correlation": math.nan,
+            "q_return_mean_error": 0.1, "return_mean": 0.2}
+    assert "at that of a uniform return distribution" in critic_verdict(flat)
+    good = {**flat, "td_loss": 1.0, "q_return_correlation": 0.8}
+    assert "below a uniform" in critic_verdict(good) and "Q tracks the observed" in critic_verdict(good)
+
+
+def test_tokenizer_hook_logs_the_measures_without_touching_rng_or_mode() -> None:
+    from jowa.config import TokenizerConfig
+    from jowa.tokenizer import Tokenizer
+    from jowa.training.frames import GameSample
+    from jowa.training.tokenizer_stage import TokenizerMeasures, motion_frames
+
+    torch.manual_seed(0)
+    tokenizer = Tokenizer(TokenizerConfig(vocab_size=16, embed_dim=8, z_channels=8, ch=8, num_res_blocks=1,
+                                          attn_resolutions=(), lpips_net="none")).train()
+    frames = moving_square(9)
+    still = np.broadcast_to(frames[:1], (4, 84, 84))
+    samples = {"Pong": GameSample(np.stack([frames[:-1], frames[1:]], 1), background_frame(frames)),
+               "Breakout": GameSample(np.stack([still, still], 1), still[0].copy())}
+    logged = []
+
+    class Logger:
+        def scalars(self, step: int, values: dict) -> None:
+            logged.append((step, values))
+
+    hook = TokenizerMeasures(tokenizer, samples, every=2, last=3)
+    hook.attach(Logger())
+    rng = torch.get_rng_state()
+    for step in (1, 2, 3):
+        hook.after_step(step)
+    assert [s for s, _ in logged] == [2, 3] and torch.equal(torch.get_rng_state(), rng) and tokenizer.training
+    values = logged[0][1]
+    assert {"diag/l1_foreground", "diag/background_l1_changed", "diag/code_perplexity"} <= set(values)
+    assert values["diag/changed_fraction"] == pytest.approx(36 * 8 / (12 * 84 * 84))  # still pairs change nothing
+    assert 1 <= values["diag/codes_used"] <= 16
+    assert motion_frames(samples, 4).shape == (4, 84, 84)
+    assert (motion_frames(samples, 4)[:2] > 150).any()  # Pong's moving pairs first; Breakout's still ones after
+
+
+def test_world_hook_measures_a_fixed_batch_of_whole_episodes(tmp_path: Path, tiny_model: WorldActionModel) -> None:
+    from jowa.data.shards import resolve_shards
+    from jowa.training.world_stage import WorldMeasures
+
+    write_shards(tmp_path)
+    hook = WorldMeasures(tiny_model, resolve_shards(tmp_path), segment_length=8, gamma=0.99, every=5, last=7,
+                         max_steps=40)
+    tiny_model.train()
+    rng = torch.get_rng_state()
+    hook.after_step(3)
+    assert not hook.logged
+    hook.after_step(5)
+    hook.after_step(7)
+    assert list(hook.logged) == [5, 7] and hook.logged[5] == hook.logged[7]  # same weights, same fixed batch
+    m = hook.logged[5]
+    assert m["uniform_td_loss"] == pytest.approx(math.log(51)) and m["rewarded_fraction"] == pytest.approx(4 / 29)
+    assert -1 <= m["q_return_correlation"] <= 1 and m["q_spread"] >= 0
+    assert tiny_model.training and torch.equal(torch.get_rng_state(), rng)

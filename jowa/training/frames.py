@@ -9,12 +9,16 @@ memory bound that does not grow with the dataset.
 Reading unit = one replay chunk (game, run, suffix). Units are shuffled with the seed; with at least
 as many units as ranks each rank reads its own units (disjoint frames), otherwise every rank reads
 all of them and draws its own random batches. Reading stops after `scan_limit` frames.
+
+Beside the pool, each game keeps a small fixed sample for the diagnostics (jowa.diagnostics): consecutive
+frame pairs (t, t+1) of one episode, and its background (the per-pixel median of a frame sample). They
+are drawn with their own generators, so the pool is the same with or without them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,17 @@ import numpy as np
 import torch
 
 from jowa.data.replay import list_games, list_runs, list_suffixes, read_run, replay_log_dir
-from jowa.games import check_game
+from jowa.diagnostics.pixels import background_frame
+from jowa.games import check_game, task_id
+
+DIAGNOSTIC_PAIRS = 64  # consecutive frame pairs kept per game
+BACKGROUND_FRAMES = 256  # frames per game whose per-pixel median is its background
+
+
+@dataclass
+class GameSample:
+    pairs: np.ndarray  # [P, 2, 84, 84] uint8: frames t and t+1 of one episode
+    background: np.ndarray  # [84, 84] uint8
 
 
 @dataclass
@@ -30,6 +44,34 @@ class FramePool:
     frames: np.ndarray  # [N, 84, 84] uint8
     games: tuple[str, ...]
     scanned: int  # frames read to fill the pool
+    samples: dict[str, GameSample] = field(default_factory=dict)  # per game read, for the diagnostics
+
+
+@dataclass
+class _GameReservoir:
+    pairs: np.ndarray  # [P, 84, 84, 2]: the layout of a sliding window over an episode's frames
+    frames: np.ndarray  # [F, 84, 84]
+    rng: np.random.Generator
+    pairs_seen: int = 0
+    frames_seen: int = 0
+
+    def add(self, frames: np.ndarray) -> None:
+        if len(self.pairs) and len(frames) > 1:  # [n−1, 84, 84, 2] view: only the kept pairs are copied
+            window = np.lib.stride_tricks.sliding_window_view(frames, 2, axis=0)
+            self.pairs_seen = _reservoir_add(self.pairs, self.pairs_seen, window, self.rng)
+        if len(self.frames):
+            self.frames_seen = _reservoir_add(self.frames, self.frames_seen, frames, self.rng)
+
+    def sample(self) -> GameSample | None:
+        if not (self.pairs_seen and self.frames_seen):
+            return None
+        pairs = np.moveaxis(self.pairs[:min(self.pairs_seen, len(self.pairs))], -1, 1).copy()
+        return GameSample(pairs, background_frame(self.frames[:min(self.frames_seen, len(self.frames))]))
+
+
+def _game_reservoir(pairs: int, frames: int, seed: int, rank: int, game: str) -> _GameReservoir:
+    rng = np.random.default_rng([seed, rank, 13, task_id(game)])  # its own stream: the pool's is untouched
+    return _GameReservoir(np.empty((pairs, 84, 84, 2), np.uint8), np.empty((frames, 84, 84), np.uint8), rng)
 
 
 def replay_units(replay: Path, games: list[str]) -> list[tuple[str, str, int]]:
@@ -42,7 +84,7 @@ def replay_units(replay: Path, games: list[str]) -> list[tuple[str, str, int]]:
 
 def load_frame_pool(
     replay: str | os.PathLike, games: list[str] | None, max_frames: int, scan_limit: int, seed: int,
-    rank: int = 0, world_size: int = 1,
+    rank: int = 0, world_size: int = 1, pairs: int = DIAGNOSTIC_PAIRS, background_frames: int = BACKGROUND_FRAMES,
 ) -> FramePool:
     replay = Path(replay)
     games = list_games(replay) if games is None else [check_game(g) for g in games]
@@ -56,16 +98,21 @@ def load_frame_pool(
     rng = np.random.default_rng([seed, rank, 11])
     pool = np.empty((max_frames, 84, 84), dtype=np.uint8)
     seen = 0
+    diagnostics: dict[str, _GameReservoir] = {}
     for game, run, suffix in mine:
         for episode in read_run(replay, game, run, suffixes=[suffix]):
             seen = _reservoir_add(pool, seen, episode.frames, rng)
+            if game not in diagnostics:
+                diagnostics[game] = _game_reservoir(pairs, background_frames, seed, rank, game)
+            diagnostics[game].add(episode.frames)
             if seen >= scan_limit:
                 break
         if seen >= scan_limit:
             break
     if seen == 0:
         raise ValueError(f"No complete episodes in the replay chunks under {replay} ({len(mine)} read)")
-    return FramePool(pool[:min(seen, max_frames)], tuple(games), seen)
+    return FramePool(pool[:min(seen, max_frames)], tuple(games), seen,
+                     {g: x for g, r in diagnostics.items() if (x := r.sample()) is not None})
 
 
 def _reservoir_add(pool: np.ndarray, seen: int, frames: np.ndarray, rng: np.random.Generator) -> int:

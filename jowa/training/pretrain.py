@@ -199,7 +199,9 @@ def _publish(source: Path, target: Path) -> None:
 def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutcome:
     from jowa.tokenizer import Tokenizer
     from jowa.training.frames import FrameBatches, load_frame_pool
-    from jowa.training.tokenizer_stage import TOKENIZER, ReconstructionGrid, grid_frames, tokenizer_stage
+    from jowa.training.tokenizer_stage import (
+        TOKENIZER, ReconstructionGrid, TokenizerMeasures, grid_frames, motion_frames, tokenizer_stage,
+    )
 
     t = p.training.tokenizer
     seed_everything(p.training.seed)
@@ -212,8 +214,11 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
                  f"{', '.join(pool.games)}; {micro} frames per micro batch × {t.grad_accum} × {ctx.world_size} ranks")
     stage = tokenizer_stage(tokenizer, t, FrameBatches(pool.frames, micro, p.training.seed, ctx.rank), micro)
     if ctx.is_main:
-        stage.hooks.append(ReconstructionGrid(tokenizer, grid_frames(pool.frames, t.grid_frames),
-                                              options.out / TOKENIZER / "grids", t.grid_every, t.steps))
+        shown = motion_frames(pool.samples, t.grid_frames) if pool.samples else grid_frames(pool.frames, t.grid_frames)
+        stage.hooks.append(ReconstructionGrid(tokenizer, shown, options.out / TOKENIZER / "grids", t.grid_every,
+                                              t.steps))
+        if pool.samples:
+            stage.hooks.append(TokenizerMeasures(tokenizer, pool.samples, t.grid_every, t.steps))
     outcome = train_stage(stage, ctx, loop_settings(p, options.resume), options.out / TOKENIZER,
                           {"size": to_dict(p.size), "training": to_dict(p.training)})
     if outcome.status == "finished" and ctx.is_main:
@@ -260,7 +265,8 @@ def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutco
     from jowa.model.world_model import WorldActionModel
     from jowa.tokenizer import Tokenizer
     from jowa.training.segment_source import SegmentSource
-    from jowa.training.world_stage import WORLD_MODEL, world_stage
+    from jowa.data.shards import resolve_shards
+    from jowa.training.world_stage import MEASURE_EVERY_LOGS, WORLD_MODEL, WorldMeasures, world_stage
 
     w, data = p.training.world, p.training.data
     index = read_index(p.tokens_dir)
@@ -280,6 +286,9 @@ def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutco
                  f"micro batch × {w.grad_accum} × {ctx.world_size} ranks = {w.batch_size} per step; "
                  f"engine {p.settings['engine']}, {p.settings['precision']}")
     stage = world_stage(model, w, source, micro, tokenizer=tokenizer, facts={"tokenizer": identity})
+    if ctx.is_main:
+        stage.hooks.append(WorldMeasures(model, resolve_shards(p.tokens_dir), w.segment_length, w.loss.gamma,
+                                         p.training.logging.every * MEASURE_EVERY_LOGS, w.steps))
     outcome = train_stage(stage, ctx, loop_settings(p, options.resume), options.out / "world",
                           {"size": to_dict(p.size), "training": to_dict(p.training)})
     if outcome.status == "finished" and ctx.is_main:

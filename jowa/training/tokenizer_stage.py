@@ -1,8 +1,10 @@
 """Stage 1 as a `Stage`: the VQ-VAE tokenizer on frames from the replay (docs/official_jowa.md §2.7–2.8).
 
 Adam (lr 1e-4, default betas, no weight decay), global-norm clipping 1.0, loss = commitment + L1 +
-LPIPS. A grid of fixed frames (originals over reconstructions) is written as PNG every `grid_every`
-steps and at the end, and shown in TensorBoard.
+LPIPS. A grid of fixed frames with motion (originals over reconstructions) is written as PNG every
+`grid_every` steps and at the end, and shown in TensorBoard; at the same steps the diagnostics of a fixed
+sample of consecutive frame pairs (error on foreground and changed pixels beside drawing the background,
+code usage; jowa.diagnostics) are logged as `diag/*` scalars.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jowa.diagnostics import code_usage, motion_order, tokenizer_measures
 from jowa.tokenizer import Tokenizer
 from jowa.training.batches import BatchSource
 from jowa.training.config import TokenizerStageConfig
+from jowa.training.frames import GameSample
 from jowa.training.logger import TrainLogger
 from jowa.training.loop import Phase, PhaseParts, Stage
 from jowa.training.objectives import TokenizerObjective
@@ -85,6 +89,62 @@ class ReconstructionGrid:
 def grid_frames(pool: np.ndarray, count: int) -> np.ndarray:
     """`count` frames spread evenly over the pool (no RNG: resuming must not disturb it)."""
     return pool[np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int)]
+
+
+def motion_frames(samples: dict[str, GameSample], count: int) -> np.ndarray:
+    """uint8 [≤count, 84, 84]: the frames t+1 of the pairs that change most, about count / games per game
+    (a grid of evenly spaced frames mostly shows still, nearly black screens)."""
+    per_game = -(-count // max(1, len(samples)))
+    picked = [s.pairs[motion_order(s.pairs[:, 0], s.pairs[:, 1])[:per_game], 1] for s in samples.values()]
+    return np.concatenate(picked)[:count] if picked else np.zeros((0, 84, 84), np.uint8)
+
+
+def diagnostic_sample(samples: dict[str, GameSample]) -> tuple[np.ndarray, np.ndarray]:
+    """Every game's pairs → uint8 [P, 2, 84, 84] pairs and [P, 84, 84] the background of each pair's game."""
+    pairs = np.concatenate([s.pairs for s in samples.values()])
+    backgrounds = np.concatenate([np.broadcast_to(s.background, (len(s.pairs), 84, 84)) for s in samples.values()])
+    return pairs, backgrounds
+
+
+@torch.no_grad()
+def measure_tokenizer(tokenizer: Tokenizer, pairs: np.ndarray, backgrounds: np.ndarray) -> dict[str, float]:
+    """pairs uint8 [P, 2, 84, 84] (frames t, t+1), backgrounds uint8 [P, 84, 84] → jowa.diagnostics'
+    tokenizer measures on the frames t+1 and the code usage over their tokens (eval mode, no RNG)."""
+    following = np.ascontiguousarray(pairs[:, 1])
+    measures = tokenizer_measures(pairs[:, 0], following, reconstruct(tokenizer, following), backgrounds)
+    was_training = tokenizer.training
+    tokenizer.eval()
+    tokens = tokenizer.encode_tokens(torch.from_numpy(following))  # [P, 36]
+    tokenizer.train(was_training)
+    return {**measures, **code_usage(tokens.cpu(), tokenizer.config.vocab_size)}
+
+
+class TokenizerMeasures:
+    """Hook: the diagnostics of a fixed sample of frame pairs every `every` steps and at the end (rank 0)."""
+
+    def __init__(self, tokenizer: Tokenizer, samples: dict[str, GameSample], every: int, last: int) -> None:
+        self.tokenizer = tokenizer
+        self.pairs, self.backgrounds = diagnostic_sample(samples)
+        self.every, self.last = every, last
+        self.logger: TrainLogger | None = None
+        self.logged: dict[int, dict[str, float]] = {}
+
+    def attach(self, logger: TrainLogger) -> None:
+        self.logger = logger
+
+    def measure(self, step: int) -> dict[str, float]:
+        measures = measure_tokenizer(self.tokenizer, self.pairs, self.backgrounds)
+        if self.logger is not None:
+            self.logger.scalars(step, {f"diag/{k}": v for k, v in measures.items()})
+        self.logged[step] = measures
+        return measures
+
+    def after_step(self, step: int) -> None:
+        if step % self.every == 0 or step == self.last:
+            self.measure(step)
+
+    def after_resume(self, step: int) -> None:
+        pass
 
 
 def tokenizer_stage(

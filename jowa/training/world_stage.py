@@ -7,6 +7,7 @@ as the official run re-created its optimizers at the switch — but with the con
 for the world groups (the official continuous run kept 1e-4 by accident, §6.3).
 The target head is copied from the online head every `target_update_every` steps (counting all
 steps) and right after a checkpoint is loaded, as the official code does.
+`WorldMeasures` logs the diagnostics (jowa.diagnostics) of a fixed batch of whole episodes as `diag/*`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from typing import Any
 
 from torch import nn
 
+from jowa.data.shards import ShardInfo
+from jowa.diagnostics import critic_measures, world_measures
+from jowa.diagnostics.held import episode_windows, whole_episodes
+from jowa.diagnostics.world import eval_forward
 from jowa.model.world_model import WorldActionModel
-from jowa.training.batches import BatchSource
+from jowa.training.batches import BatchSource, to_device
 from jowa.training.config import WorldStageConfig
+from jowa.training.logger import TrainLogger
 from jowa.training.loop import Phase, PhaseParts, Stage
 from jowa.training.objectives import WorldObjective
 from jowa.training.optim import WorldLearningRates, make_adamw, make_schedule, world_param_groups
@@ -37,6 +43,48 @@ class TargetUpdate:
 
     def after_resume(self, step: int) -> None:
         self.model.update_target()
+
+
+HELD_STEPS = 512  # steps of whole episodes in the diagnostics batch (64 windows of 8)
+MEASURE_EVERY_LOGS = 5  # the world diagnostics run every this many log points (and at the end)
+
+
+class WorldMeasures:
+    """Hook: world and critic diagnostics of a fixed batch of whole episodes (rank 0).
+
+    One eval-mode forward pass over the episodes' consecutive windows gives next-frame token accuracy,
+    reward accuracy, the TD loss, the Q spread and Q against the observed returns-to-go.
+    """
+
+    def __init__(self, model: WorldActionModel, shards: list[ShardInfo], segment_length: int, gamma: float,
+                 every: int, last: int, max_steps: int = HELD_STEPS) -> None:
+        self.model, self.gamma, self.every, self.last = model, gamma, every, last
+        episodes = whole_episodes(shards, max_steps)
+        self.episodes = len(episodes)
+        self.batch, self.returns = episode_windows(episodes, segment_length, gamma)
+        self.logger: TrainLogger | None = None
+        self.logged: dict[int, dict[str, float]] = {}
+
+    def attach(self, logger: TrainLogger) -> None:
+        self.logger = logger
+
+    def measure(self, step: int) -> dict[str, float]:
+        device = self.model.pos_emb.weight.device
+        batch, returns = to_device(self.batch, device), self.returns.to(device)
+        outputs = eval_forward(self.model, batch)
+        measures = {**world_measures(self.model, batch, outputs),
+                    **critic_measures(self.model, batch, self.gamma, returns, outputs)}
+        if self.logger is not None:
+            self.logger.scalars(step, {f"diag/{k}": v for k, v in measures.items()})
+        self.logged[step] = measures
+        return measures
+
+    def after_step(self, step: int) -> None:
+        if step % self.every == 0 or step == self.last:
+            self.measure(step)
+
+    def after_resume(self, step: int) -> None:
+        pass
 
 
 def world_stage(

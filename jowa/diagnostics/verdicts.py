@@ -1,0 +1,71 @@
+"""Plain-language verdicts computed from the diagnostics (never written in advance): each compares a
+measure with its trivial baseline and says what the difference means."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+NO_BETTER = 0.9  # model error ≥ this × the baseline's: "no better than the baseline"
+CLEARLY_BETTER = 0.5  # model error ≤ this × the baseline's: "clearly better"
+UNIFORM_MARGIN = 0.05  # TD loss within this fraction of ln(atoms): "at the uniform distribution's loss"
+
+
+def _pct(x: float) -> str:
+    return "–" if math.isnan(x) else f"{100 * x:.0f} %"
+
+
+def tokenizer_verdict(m: Mapping[str, float]) -> str:
+    """From `tokenizer_measures` keys: does the tokenizer keep the objects and the motion?"""
+    parts = []
+    for key, what, lost in (("foreground", "foreground error", "the objects are lost"),
+                            ("changed", "error on the pixels that move", "the motion is lost")):
+        model, baseline = m[f"l1_{key}"], m[f"background_l1_{key}"]
+        if math.isnan(model) or math.isnan(baseline) or baseline == 0:
+            parts.append(f"no {key} pixels in the sample to judge by")
+        elif model >= NO_BETTER * baseline:
+            parts.append(f"the {what} {model:.3f} is no better than drawing the background ({baseline:.3f}): {lost}")
+        elif model <= CLEARLY_BETTER * baseline:
+            parts.append(f"the {what} {model:.3f} is well below drawing the background ({baseline:.3f})")
+        else:
+            parts.append(f"the {what} {model:.3f} is only somewhat below drawing the background ({baseline:.3f})")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def world_verdict(m: Mapping[str, float]) -> str:
+    """From `world_measures` keys: does the world model predict what changes, and the rewards?"""
+    changed, model, copy = m["changed_token_accuracy"], m["token_accuracy"], m["copy_token_accuracy"]
+    text = (f"{_pct(m['changed_token_fraction'])} of the next frame's tokens change; the model predicts "
+            f"{_pct(changed)} of those, ")
+    if model <= copy:
+        text += f"and overall it is right on {_pct(model)} of the tokens, no better than copying the last frame ({_pct(copy)})"
+    else:
+        text += f"and overall {_pct(model)} of the tokens against {_pct(copy)} for copying the last frame"
+    if not math.isnan(changed) and changed < 0.05:
+        text += ": its low loss is the static part of the screen"
+    rewarded, hit = m["rewarded_fraction"], m["rewarded_accuracy"]
+    if rewarded == 0 or math.isnan(rewarded):
+        return text + ". No step of the sample has a reward, so the reward head cannot be judged."
+    text += (f". {_pct(rewarded)} of the steps have a reward; the reward head gets the sign of {_pct(hit)} of "
+             f"those right (always predicting the most common class: {_pct(m['majority_rewarded_accuracy'])})")
+    return text + (", i.e. it has learnt nothing about rewards." if hit <= m["majority_rewarded_accuracy"] else ".")
+
+
+def critic_verdict(m: Mapping[str, float]) -> str:
+    """From `critic_measures` keys: has the critic learnt anything about returns and actions?"""
+    td, uniform = m["td_loss"], m["uniform_td_loss"]
+    if td >= (1 - UNIFORM_MARGIN) * uniform:
+        text = f"The TD loss {td:.3f} is at that of a uniform return distribution (ln atoms = {uniform:.3f}): no return is learnt"
+    else:
+        text = f"The TD loss {td:.3f} is below a uniform return distribution's ({uniform:.3f})"
+    text += f"; Q differs by {m['q_spread']:.3f} on average between the best and worst valid action"
+    r = m.get("q_return_correlation", math.nan)
+    if "q_return_mean_error" not in m:
+        return text + "."
+    if math.isnan(r):
+        text += "; Q or the returns are constant over the episodes, so their correlation is undefined"
+    else:
+        strength = "tracks" if r >= 0.5 else "weakly tracks" if r >= 0.2 else "does not track"
+        text += f"; Q {strength} the observed discounted returns (correlation {r:.2f})"
+    return text + f", and is off by {m['q_return_mean_error']:+.3f} on average (mean return-to-go {m['return_mean']:.3f})."
