@@ -36,6 +36,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="shortcut for world.steps=N")
     parser.add_argument("--tokenizer-steps", type=int, help="shortcut for tokenizer.steps=N")
     parser.add_argument("--verify", action="store_true", help="check the sha256 of existing token shards first")
+    parser.add_argument("--device", default="auto",
+                        help="auto (this rank's GPU when there is one, else the CPU), cpu or cuda; "
+                             "cuda without a usable GPU is an error, never a silent CPU run")
     parser.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)  # from the deepspeed launcher
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     return parser.parse_intermixed_args(argv)  # key=value overrides may sit between options
@@ -58,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         stage=args.stage, resume=args.resume, training=args.config, overrides=overrides,
         games=[g.strip() for g in args.games.split(",") if g.strip()] if args.games else None, verify=args.verify,
     )
-    ctx = init_distributed()
     code = 0
+    try:
+        ctx = init_distributed(args.device)
+    except ValueError as error:  # --device cuda without a GPU
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
     try:
         if ctx.is_main:
             print(f"pretrain: size {args.size} → {args.out} ({device_summary(ctx)})", flush=True)

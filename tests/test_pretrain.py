@@ -4,6 +4,7 @@ that must fail before any training starts."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,11 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path) -> None:
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "error: Unknown size '7B'" in done.stderr and "Traceback" not in done.stderr
+    no_gpu = subprocess.run([sys.executable, str(REPO / "pretrain.py"), "--size", "tiny", "--replay", str(tmp_path),
+                             "--out", str(tmp_path / "run"), "--device", "cuda"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert no_gpu.returncode == 2, no_gpu.stderr  # asked for CUDA, got none: an error, not a CPU run
+    assert "sees no CUDA device" in no_gpu.stderr and no_gpu.stderr.count("\n") == 1
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,6 @@ class EngineConfig:
     kind: str = "auto"  # auto: DeepSpeed when launched by `deepspeed`, else plain PyTorch (DDP under torchrun)
     deepspeed_config: str = "configs/deepspeed/zero1.json"  # relative to the repository root, or absolute
     precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
-    device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
 
 
 @dataclass
