@@ -143,3 +143,18 @@ def test_shared_prefix_cache_matches_the_plain_cache_after_reordering() -> None:
     a = model(tokens[index[reordered], 109:110], tasks[index[reordered]], cache=plain_rows.select(reordered))
     b = model(tokens[index[reordered], 109:110], tasks[index[reordered]], cache=shared_rows.select(reordered))
     torch.testing.assert_close(b.logits_observations, a.logits_observations, atol=1e-5, rtol=1e-5)
+
+
+def test_flops_count_each_head_at_the_positions_it_runs_on() -> None:
+    from jowa.config import load_size
+    from jowa.training.throughput import world_flops_per_token
+
+    config = load_size("150M").world_model
+    with torch.device("meta"):
+        model = WorldActionModel(config)
+    flops = world_flops_per_token(model, config)
+    backbone = sum(p.numel() for p in model.transformer.parameters())
+    q_head = sum(p.numel() for p in model.head_q.parameters())  # 18.7M weights, read at 1 position in 37
+    attention = 12.0 * config.num_layers * config.embed_dim * config.max_tokens
+    assert 6 * backbone + attention < flops < 6 * backbone + attention + 6 * q_head / 3
+    assert round(flops / 1e6) == 560  # the every-position count was 676

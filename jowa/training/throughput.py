@@ -25,12 +25,24 @@ def peak_flops(device: torch.device) -> float | None:
     return next((peak for fragment, peak in PEAK_BF16 if fragment in name), None)
 
 
+# The fraction of a window's positions each head reads (docs/official_jowa.md §4): observation logits at
+# 36 of 37 offsets, rewards/ends at the action token, the Q heads at the last observation token.
+def _head_shares(tokens_per_block: int) -> dict[str, float]:
+    one = 1.0 / tokens_per_block
+    return {"head_observations": 1.0 - one, "head_rewards": one, "head_ends": one, "head_q": one, "head_q_target": one}
+
+
 def world_flops_per_token(model: nn.Module, config: WorldModelConfig) -> float:
-    """Training FLOPs per token: 6·N for the non-embedding trainable weights (forward + backward)
-    plus 12·layers·d·context for attention scores and values (PaLM, appendix B)."""
-    embedding = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return 6.0 * (trainable - embedding) + 12.0 * config.num_layers * config.embed_dim * config.max_tokens
+    """Training FLOPs per token: 6·N for the backbone's weights (forward + backward, embeddings excluded),
+    each head's weights times the share of positions it runs on (6·N, or 2·N for the target head, which
+    only runs forward), plus 12·layers·d·context for attention scores and values (PaLM, appendix B)."""
+    shares = _head_shares(config.tokens_per_block)
+    total = 12.0 * config.num_layers * config.embed_dim * config.max_tokens
+    for name, child in model.named_children():
+        weights = sum(p.numel() for m in child.modules() if not isinstance(m, nn.Embedding)
+                      for p in m.parameters(recurse=False))
+        total += (2.0 if name == "head_q_target" else 6.0) * weights * shares.get(name, 1.0)
+    return total
 
 
 @dataclass
