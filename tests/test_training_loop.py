@@ -227,3 +227,15 @@ def test_wandb_is_used_only_when_asked_and_never_prompts(tmp_path: Path, monkeyp
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     with pytest.raises(RuntimeError, match="wandb is not installed"):
         TrainLogger(tmp_path, "world", LoggingConfig(wandb=True, progress_bar=False), CTX, 10, 0)
+
+
+def test_poison_marks_one_parameter_and_leaves_finite_losses_alone() -> None:
+    from jowa.training.engine import poison_nonfinite
+
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    poison_nonfinite((a * 2).sum() + (b * 3).sum(), [a, b]).backward()
+    assert a.grad.tolist() == [2.0, 2.0, 2.0] and b.grad.tolist() == [3.0, 3.0]
+    a.grad = b.grad = None
+    poison_nonfinite((a * float("nan")).sum() + b.sum(), [a, b]).backward()
+    norm = torch.nn.utils.clip_grad_norm_([a, b], 1.0)
+    assert not torch.isfinite(norm) and not torch.isfinite(a.grad).any()  # inf (or nan where the loss was nan)

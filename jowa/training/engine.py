@@ -43,11 +43,12 @@ class EngineSpec:
 
 def poison_nonfinite(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
     """`loss` unchanged in value and gradient when finite; otherwise a loss whose gradient is +inf in
-    every parameter, so the (synchronised) gradient norm is infinite on every rank and the step is
-    skipped there — with no host sync and the same backward graph shape on all ranks.
+    one parameter, so the (synchronised, global) gradient norm is infinite on every rank and the step is
+    skipped there — with no host sync and the same backward graph shape on all ranks. One parameter is
+    enough for the norm, and costs one kernel instead of one per parameter.
     """
     finite = torch.isfinite(loss)
-    total = torch.stack([p.sum() for p in params]).sum() if params else loss.new_zeros(())
+    total = params[0].sum() if params else loss.new_zeros(())
     scale = torch.where(finite, torch.zeros_like(loss), torch.full_like(loss, float("inf")))
     # Finite: d/dp of scale·total is exactly 0, so the gradient equals that of `loss`.
     return torch.where(finite, loss, torch.zeros_like(loss)) + scale * total
