@@ -63,12 +63,16 @@ def test_demo_runs_every_stage_resumes_and_writes_the_report(tmp_path: Path, mon
                  "returns.png", "video_Pong.gif", "video_Assault.gif", "video_Breakout.gif"):
         assert (report / name).stat().st_size > 0, name
     text = (report / "report.md").read_text()
-    for heading in ("## Data", "## 1. Tokenizer", "## 2. World-action model", "## 3. Fine-tuning on Breakout",
-                    "## 4. Returns", "## 5. Videos"):
+    for heading in ("## Data", "## 1. Tokenizer", "## 2. World-action model", "## 3. Measures a black background",
+                    "## 4. Fine-tuning on Breakout", "## 5. Returns", "## 6. Videos"):
         assert heading in text, heading
     assert "| Breakout | finetuned |" in text and "| Pong | pretrained |" in text
     assert "above the random policy's on" in text and "Next-token cross-entropy fell from" in text
     assert "| Breakout | pretrained |" in text and "| Breakout | fine-tuned |" in text  # reconstruction rows
+    # the diagnostics section: every row beside its baseline, verdicts computed from the numbers
+    assert "drawing the background (" in text and "copying the last frame" in text and "uniform return" in text
+    assert "- **Breakout, fine-tuned tokenizer**:" in text and "- **Assault**:" in text
+    assert "| tokenizer | l1_foreground" in text and "| world | token_accuracy" in text  # logged in training
     for name in ("pretrained_plan", "pretrained_greedy", "finetuned_plan", "finetuned_greedy"):
         evaluation = json.loads((out / "eval" / name / "report.json").read_text())
         assert evaluation["settings"]["protocol"]["max_episode_steps"] == 6

@@ -16,7 +16,7 @@ from jowa.diagnostics import (
     background_frame, code_usage, critic_measures, motion_order, q_spread, return_measures, returns_to_go,
     reward_measures, token_measures, tokenizer_measures, world_measures,
 )
-from jowa.diagnostics.held import episode_windows, whole_episodes
+from jowa.diagnostics.held import episode_windows, held_episodes
 from jowa.model.world_model import WorldActionModel, WorldModelOutput
 
 
@@ -178,12 +178,18 @@ def write_shards(directory: Path) -> None:
     write_index(directory)
 
 
-def test_held_batch_is_whole_episodes_in_windows_with_their_returns(tmp_path: Path) -> None:
+def test_held_batch_is_episodes_that_end_in_windows_with_their_returns(tmp_path: Path) -> None:
     from jowa.data.shards import resolve_shards
 
     write_shards(tmp_path)
-    episodes = whole_episodes(resolve_shards(tmp_path), max_steps=40)  # 20 steps per game
-    assert [(e.game, e.steps) for e in episodes] == [("Breakout", 5), ("Breakout", 11), ("Pong", 9), ("Pong", 4)]
+    episodes = held_episodes(resolve_shards(tmp_path), max_steps=40)  # 20 steps per game
+    assert [(h.episode.game, h.episode.steps, h.start) for h in episodes] == [
+        ("Breakout", 5, 0), ("Breakout", 11, 0), ("Pong", 9, 0), ("Pong", 4, 0)]
+    tails = held_episodes(resolve_shards(tmp_path), max_steps=16)  # 8 per game: the last ones only fit as tails
+    assert [(h.episode.game, h.episode.steps, h.start) for h in tails] == [
+        ("Breakout", 5, 0), ("Breakout", 11, 8), ("Pong", 9, 1)]
+    tail_batch, tail_returns = episode_windows(tails, length=8, gamma=0.5)
+    assert tail_batch.mask_padding.sum(1).tolist() == [5, 3, 8] and tail_returns[1, :3].tolist() == [0.25, 0.5, 1.0]
     batch, returns = episode_windows(episodes, length=8, gamma=0.5)
     assert batch.mask_padding.shape == (1 + 2 + 2 + 1, 8) and int(batch.mask_padding.sum()) == 5 + 11 + 9 + 4
     assert returns[0, :5].tolist() == pytest.approx([0.0625, 0.125, 0.25, 0.5, 1.0])
@@ -244,7 +250,7 @@ def test_tokenizer_hook_logs_the_measures_without_touching_rng_or_mode() -> None
     assert (motion_frames(samples, 4)[:2] > 150).any()  # Pong's moving pairs first; Breakout's still ones after
 
 
-def test_world_hook_measures_a_fixed_batch_of_whole_episodes(tmp_path: Path, tiny_model: WorldActionModel) -> None:
+def test_world_hook_measures_a_fixed_batch_of_held_episodes(tmp_path: Path, tiny_model: WorldActionModel) -> None:
     from jowa.data.shards import resolve_shards
     from jowa.training.world_stage import WorldMeasures
 

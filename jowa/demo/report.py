@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from jowa.demo.config import DemoConfig
+from jowa.demo.measures import measures_section
 from jowa.training.logger import read_metrics
 
 CURVE_STAGES = (("tokenizer", "pretrain/tokenizer", "Tokenizer (VQ-VAE)"),
@@ -105,16 +106,18 @@ def returns_verdict(rows: Sequence[Mapping[str, Any]], config: DemoConfig) -> st
 
 
 def sample_frames(replay: Path, game: str, count: int, pool_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` frames spread over the first `pool_size` frames of a game's replay, and that pool."""
+    """The `count` frames that change most from their predecessor (in the same episode) among the first
+    `pool_size` frames of a game's replay, and that pool; evenly spaced frames mostly show still screens."""
     from jowa.data.replay import read_episodes
+    from jowa.diagnostics import motion_order
 
     pool: list[np.ndarray] = []
     for episode in read_episodes(replay, games=[game]):
-        pool.append(episode.frames)
+        pool.append(episode.frames[:pool_size - sum(len(p) for p in pool)])
         if sum(len(p) for p in pool) >= pool_size:
             break
-    frames = np.concatenate(pool)[:pool_size]
-    return frames[np.linspace(len(frames) // 10, len(frames) - 1, count).round().astype(int)], frames
+    previous, following = np.concatenate([p[:-1] for p in pool]), np.concatenate([p[1:] for p in pool])
+    return following[np.sort(motion_order(previous, following)[:count])], np.concatenate(pool)
 
 
 Samples = dict[str, tuple[np.ndarray, np.ndarray]]  # game → (frames shown, pool the codes are counted over)
@@ -283,8 +286,10 @@ def write_demo_report(out: Path, config: DemoConfig, record: Mapping[str, Any]) 
         md += ["", f"Next-token cross-entropy fell from {first:.3f} to {last:.3f} over the world-model phase "
                    f"({'learning' if last < first else 'NOT falling: something is wrong'})."]
 
+    md += ["", *measures_section(out, config, "3")]
+
     finetune = record["stages"]["finetune"]["result"]
-    md += ["", f"## 3. Fine-tuning on {config.held_out}", "", "![fine-tuning losses](curves_finetune.png)", "",
+    md += ["", f"## 4. Fine-tuning on {config.held_out}", "", "![fine-tuning losses](curves_finetune.png)", "",
            "The critic trains from step 0 here; world-model terms are logged × 0.5 (the fine-tuning supervised "
            "weight), the tokenizer's own terms unweighted.", "", *_loss_lines(curves.get("finetune", {}))]
     if finetune.get("evaluations"):
@@ -293,7 +298,7 @@ def write_demo_report(out: Path, config: DemoConfig, record: Mapping[str, Any]) 
 
     rows = returns_table(out, config)
     plot_returns(rows, report / "returns.png")
-    md += ["", "## 4. Returns", "", "![returns](returns.png)", "",
+    md += ["", "## 5. Returns", "", "![returns](returns.png)", "",
            f"| game | model | planning (K={config.evaluation.beam_width}, H={config.evaluation.horizon}) | greedy | "
            "random policy | planning − random |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     md += [f"| {r['game']} | {r['model']} | {r['plan']:.2f} | {r['greedy']:.2f} | {r['random']:.2f} | "
@@ -307,7 +312,7 @@ def write_demo_report(out: Path, config: DemoConfig, record: Mapping[str, Any]) 
             shutil.copyfile(gif, target)
             videos.append(target.name)
     if videos:
-        md += ["", "## 5. Videos", "", "The first planned episode of each game: the real frame (left) beside its "
+        md += ["", "## 6. Videos", "", "The first planned episode of each game: the real frame (left) beside its "
                "reconstruction from the agent's 36 tokens (right).", ""]
         md += [f"![{name}]({name})" for name in videos]
 

@@ -5,7 +5,7 @@
 - `world`: next-frame token accuracy on changed tokens vs copying the last frame; reward-sign accuracy
   on rewarded steps vs the majority class.
 - `critic`: TD loss vs ln(atoms), Q spread over valid actions, Q vs observed returns-to-go.
-- `held`: the fixed batch of whole episodes the world/critic measures run on.
+- `held`: the fixed batch of episodes that end (whole or their tails) the world/critic measures run on.
 """
 
 from jowa.diagnostics.codes import code_usage

@@ -1,5 +1,5 @@
 """Critic measures: the TD loss beside that of a uniform return distribution, how much Q tells the valid
-actions apart, and whether Q tracks the discounted returns actually observed in whole episodes."""
+actions apart, and whether Q tracks the discounted returns actually observed until the episodes end."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def uniform_td_loss(num_atoms: int) -> float:
 
 
 def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
-    """[n] rewards of a whole episode → [n] float64 G_t = Σ_k γ^k clip(r_{t+k}, −1, 1)."""
+    """[n] rewards up to the end of an episode → [n] float64 G_t = Σ_k γ^k clip(r_{t+k}, −1, 1)."""
     clipped = np.clip(np.asarray(rewards, dtype=np.float64), -1.0, 1.0)
     out = np.empty_like(clipped)
     running = 0.0

@@ -1,14 +1,16 @@
-"""A fixed held batch for the world/critic measures: a few whole episodes from the token shards, cut into
+"""A fixed held batch for the world/critic measures: a few episodes from the token shards, cut into
 consecutive windows of the training segment length, with the observed return-to-go of every step.
 
-Whole episodes (ending in a terminal step when the shards have such) so that returns-to-go are the
-returns the data actually saw; the first episodes of each game's shards, in file order, so the batch is
-the same at every log point, on resume and across runs over the same shards (no RNG).
+Episodes that end in a terminal step, whole or their last steps (the return-to-go of a step needs only
+the steps after it, so an episode's tail has exact returns; long expert episodes need not fit whole).
+The first such episodes of each game's shards, in file order, so the batch is the same at every log
+point, on resume and across runs over the same shards (no RNG).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from jowa.data.segments import SegmentRef, collate
 from jowa.data.shards import ShardInfo, TokenEpisode, iter_shard
 from jowa.diagnostics.critic import returns_to_go
 
-SCAN_EPISODES = 64  # episodes read per game at most while looking for whole ones that fit
+SCAN_EPISODES = 64  # episodes read per game at most while looking for ones that end
 
 
 def _by_game(shards: Sequence[ShardInfo]) -> list[list[ShardInfo]]:
@@ -29,38 +31,45 @@ def _by_game(shards: Sequence[ShardInfo]) -> list[list[ShardInfo]]:
     return [groups[g] for g in sorted(groups)]
 
 
-def whole_episodes(shards: Sequence[ShardInfo], max_steps: int) -> list[TokenEpisode]:
-    """Terminal episodes, about max_steps / games steps per game: each game's first ones that fit its
-    share, in file order; a game with no terminal episode in reach gives its first episode that fits."""
+@dataclass(frozen=True)
+class HeldEpisode:
+    episode: TokenEpisode
+    start: int  # first step taken: 0 for a whole episode, later for its tail
+
+
+def held_episodes(shards: Sequence[ShardInfo], max_steps: int) -> list[HeldEpisode]:
+    """About max_steps / games steps per game: each game's first terminal episodes in file order, whole
+    while they fit its share, then the tail of the next one that fills it. A game with no terminal
+    episode in reach gives the tail of its first episode (its returns then miss what came after)."""
     groups = _by_game(shards)
     share = max(1, max_steps // max(1, len(groups)))
-    picked: list[TokenEpisode] = []
+    picked: list[HeldEpisode] = []
     for group in groups:
-        taken, left, fallback = [], share, None
+        taken, left, first = [], share, None
         for i, episode in enumerate(e for shard in group for e in iter_shard(shard.url)):
             if i >= SCAN_EPISODES or left <= 0:
                 break
-            if episode.steps > left:
-                continue
+            if first is None:
+                first = episode
             if episode.terminals[-1]:
-                taken.append(episode)
-                left -= episode.steps
-            elif fallback is None:
-                fallback = episode
-        picked += taken or ([fallback] if fallback is not None else [])
+                taken.append(HeldEpisode(episode, max(0, episode.steps - left)))
+                left -= episode.steps - taken[-1].start
+        if not taken and first is not None:
+            taken = [HeldEpisode(first, max(0, first.steps - share))]
+        picked += taken
     return picked
 
 
-def episode_windows(episodes: Sequence[TokenEpisode], length: int, gamma: float) -> tuple[Batch, torch.Tensor]:
-    """Episodes → (Batch of their consecutive `length`-step windows, float32 [B, length] returns-to-go,
-    0 on padding). Every step of every episode appears exactly once."""
-    refs = [SegmentRef(e, s) for e in episodes for s in range(0, e.steps, length)]
+def episode_windows(episodes: Sequence[HeldEpisode], length: int, gamma: float) -> tuple[Batch, torch.Tensor]:
+    """Held episodes → (Batch of their consecutive `length`-step windows, float32 [B, length] returns-to-go,
+    0 on padding). Every held step appears exactly once."""
+    refs = [SegmentRef(h.episode, s) for h in episodes for s in range(h.start, h.episode.steps, length)]
     batch = collate(refs, length)
     returns = np.zeros((len(refs), length), dtype=np.float32)
     row = 0
-    for episode in episodes:
-        g = returns_to_go(episode.rewards, gamma)
-        for s in range(0, episode.steps, length):
+    for held in episodes:
+        g = returns_to_go(held.episode.rewards[held.start:], gamma)
+        for s in range(0, len(g), length):
             part = g[s:s + length]
             returns[row, :len(part)] = part
             row += 1

@@ -262,10 +262,10 @@ def run_tokenize(p: Plan, options: PretrainOptions, ctx: DistContext) -> None:
 
 def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutcome:
     from jowa.data.segments import SegmentDataset
+    from jowa.data.shards import resolve_shards
     from jowa.model.world_model import WorldActionModel
     from jowa.tokenizer import Tokenizer
     from jowa.training.segment_source import SegmentSource
-    from jowa.data.shards import resolve_shards
     from jowa.training.world_stage import MEASURE_EVERY_LOGS, WORLD_MODEL, WorldMeasures, world_stage
 
     w, data = p.training.world, p.training.data

@@ -7,7 +7,7 @@ as the official run re-created its optimizers at the switch — but with the con
 for the world groups (the official continuous run kept 1e-4 by accident, §6.3).
 The target head is copied from the online head every `target_update_every` steps (counting all
 steps) and right after a checkpoint is loaded, as the official code does.
-`WorldMeasures` logs the diagnostics (jowa.diagnostics) of a fixed batch of whole episodes as `diag/*`.
+`WorldMeasures` logs the diagnostics (jowa.diagnostics) of a fixed batch of episodes that end as `diag/*`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 
 from jowa.data.shards import ShardInfo
 from jowa.diagnostics import critic_measures, world_measures
-from jowa.diagnostics.held import episode_windows, whole_episodes
+from jowa.diagnostics.held import episode_windows, held_episodes
 from jowa.diagnostics.world import eval_forward
 from jowa.model.world_model import WorldActionModel
 from jowa.training.batches import BatchSource, to_device
@@ -45,12 +45,12 @@ class TargetUpdate:
         self.model.update_target()
 
 
-HELD_STEPS = 512  # steps of whole episodes in the diagnostics batch (64 windows of 8)
+HELD_STEPS = 512  # steps of episodes that end (whole or tails) in the diagnostics batch (64 windows of 8)
 MEASURE_EVERY_LOGS = 5  # the world diagnostics run every this many log points (and at the end)
 
 
 class WorldMeasures:
-    """Hook: world and critic diagnostics of a fixed batch of whole episodes (rank 0).
+    """Hook: world and critic diagnostics of a fixed batch of episodes that end (rank 0).
 
     One eval-mode forward pass over the episodes' consecutive windows gives next-frame token accuracy,
     reward accuracy, the TD loss, the Q spread and Q against the observed returns-to-go.
@@ -59,7 +59,7 @@ class WorldMeasures:
     def __init__(self, model: WorldActionModel, shards: list[ShardInfo], segment_length: int, gamma: float,
                  every: int, last: int, max_steps: int = HELD_STEPS) -> None:
         self.model, self.gamma, self.every, self.last = model, gamma, every, last
-        episodes = whole_episodes(shards, max_steps)
+        episodes = held_episodes(shards, max_steps)
         self.episodes = len(episodes)
         self.batch, self.returns = episode_windows(episodes, segment_length, gamma)
         self.logger: TrainLogger | None = None
@@ -69,6 +69,8 @@ class WorldMeasures:
         self.logger = logger
 
     def measure(self, step: int) -> dict[str, float]:
+        if self.batch.batch_size == 0:  # shards without a single episode: nothing to measure
+            return {}
         device = self.model.pos_emb.weight.device
         batch, returns = to_device(self.batch, device), self.returns.to(device)
         outputs = eval_forward(self.model, batch)
