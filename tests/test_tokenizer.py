@@ -265,3 +265,23 @@ def test_perceptual_term_off(small: Tokenizer, io: dict[str, torch.Tensor]) -> N
     small.config = dataclasses.replace(small.config, lpips_net="vgg", perceptual_weight=0.0)
     assert small.perceptual_net() is None
     assert small.compute_loss(io["frames"][:1]).perceptual.item() == 0.0
+
+
+def test_foreground_weighting_is_off_by_default_and_weighs_object_pixels(small: Tokenizer) -> None:
+    from jowa.training.objectives import TokenizerObjective, foreground_weights
+
+    backgrounds = torch.stack([torch.zeros(84, 84, dtype=torch.uint8), torch.full((84, 84), 140, dtype=torch.uint8)])
+    frames = backgrounds[[0, 1, 1]].clone()
+    frames[0, 10:12, 20:22] = 200  # a 2×2 ball on the black game
+    frames[2, 40:44, 40:41] = 10  # a dark bar on the grey game
+    weights = foreground_weights(frames, backgrounds, 9.0)  # [3, 1, 84, 84]
+    assert weights.shape == (3, 1, 84, 84) and weights.sum() == 3 * 84 * 84 + 9.0 * (4 + 4)
+    assert weights[0, 0, 10, 20] == 10.0 and weights[1].eq(1).all() and weights[2, 0, 41, 40] == 10.0
+    torch.manual_seed(0)
+    plain = TokenizerObjective(small.train())(frames).terms
+    torch.manual_seed(0)
+    off = TokenizerObjective(small, backgrounds, foreground_weight=0.0)(frames).terms  # 0: the official loss
+    assert all(torch.equal(plain[k], off[k]) for k in plain)
+    torch.manual_seed(0)
+    on = TokenizerObjective(small, backgrounds, foreground_weight=9.0)(frames).terms
+    assert torch.equal(on["commitment"], plain["commitment"]) and not torch.equal(on["reconstruction"], plain["reconstruction"])

@@ -34,6 +34,9 @@ class TokenizerStageConfig:
     grid_frames: int = 16
     pool_frames: int = 1_000_000  # frames reservoir-sampled from the replay into memory, per rank (84·84 B each)
     scan_frames: int = 4_000_000  # stop reading the replay after this many frames per rank
+    # Ours, not official (0 = the official plain L1): extra L1 weight on the pixels that differ from their
+    # game's background (jowa.diagnostics.pixels.FOREGROUND_LEVELS), so that small moving objects count.
+    foreground_weight: float = 0.0
 
 
 @dataclass
@@ -148,6 +151,7 @@ def validate(config: TrainingConfig) -> None:
         (config.max_bad_steps > 0, "max_bad_steps must be > 0"),
         (t.grid_every > 0 and t.grid_frames > 0, "tokenizer.grid_every and grid_frames must be > 0"),
         (0 < t.pool_frames <= t.scan_frames, "need 0 < tokenizer.pool_frames <= tokenizer.scan_frames"),
+        (t.foreground_weight >= 0, f"tokenizer.foreground_weight {t.foreground_weight} must be >= 0"),
         (len(w.betas) == 2, "world.betas needs two values"),
         (config.data.mixing in ("uniform", "balanced"), f"data.mixing {config.data.mixing!r}: uniform or balanced"),
         (config.data.num_workers >= 0 and config.data.stride > 0, "data.num_workers >= 0 and data.stride > 0"),

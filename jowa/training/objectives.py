@@ -14,6 +14,7 @@ from torch import nn
 
 from jowa.config import CriticLossConfig
 from jowa.data.batch import Batch
+from jowa.diagnostics.pixels import FOREGROUND_LEVELS
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses
 
@@ -42,15 +43,36 @@ class WorldObjective(nn.Module):
         return ObjectiveOutput(terms.total, logged)
 
 
-class TokenizerObjective(nn.Module):
-    """Stage 1: commitment + L1 + LPIPS on a batch of frames [N, 84, 84] uint8 or [N, 1, 84, 84] float."""
+def foreground_weights(frames: torch.Tensor, backgrounds: torch.Tensor, weight: float) -> torch.Tensor:
+    """uint8 frames [N, 84, 84], backgrounds [G, 84, 84] → float [N, 1, 84, 84]: 1 + weight where a pixel differs
+    from its game's background by more than FOREGROUND_LEVELS. A frame's game is the nearest background
+    (mean absolute difference): the games' backgrounds differ far more than a frame from its own."""
+    x, bg = frames.float(), backgrounds.to(frames.device).float()
+    nearest = (x[:, None] - bg[None]).abs().mean(dim=(2, 3)).argmin(dim=1)  # [N]
+    foreground = (x - bg[nearest]).abs() > FOREGROUND_LEVELS  # [N, 84, 84]
+    return (1.0 + weight * foreground.float()).unsqueeze(1)
 
-    def __init__(self, tokenizer: nn.Module) -> None:
+
+class TokenizerObjective(nn.Module):
+    """Stage 1: commitment + L1 + LPIPS on a batch of frames [N, 84, 84] uint8 or [N, 1, 84, 84] float.
+
+    With `backgrounds` (uint8 [G, 84, 84], one per game) and `foreground_weight` > 0 (ours, not official),
+    the L1 term weighs the pixels of objects (those unlike the background) 1 + foreground_weight times."""
+
+    def __init__(self, tokenizer: nn.Module, backgrounds: torch.Tensor | None = None,
+                 foreground_weight: float = 0.0) -> None:
         super().__init__()
         self.tokenizer = tokenizer
+        self.backgrounds = backgrounds if foreground_weight > 0 else None
+        self.foreground_weight = foreground_weight
 
     def forward(self, frames: torch.Tensor) -> ObjectiveOutput:
-        losses = self.tokenizer.compute_loss(frames)
+        weights = None
+        if self.backgrounds is not None:
+            if frames.dtype != torch.uint8:
+                raise ValueError("foreground weighting needs uint8 frames [N, 84, 84]")
+            weights = foreground_weights(frames, self.backgrounds, self.foreground_weight)
+        losses = self.tokenizer.compute_loss(frames, pixel_weights=weights)
         logged = {name: getattr(losses, name).detach().float()
                   for name in ("commitment", "reconstruction", "perceptual", "total")}
         return ObjectiveOutput(losses.total, logged)

@@ -197,6 +197,8 @@ def _publish(source: Path, target: Path) -> None:
 
 
 def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutcome:
+    import numpy as np
+
     from jowa.tokenizer import Tokenizer
     from jowa.training.frames import FrameBatches, load_frame_pool
     from jowa.training.tokenizer_stage import (
@@ -212,7 +214,9 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
                            ctx.rank, ctx.world_size)
     _report(ctx, f"[tokenizer] {len(pool.frames)} frames in the pool (of {pool.scanned} read) from "
                  f"{', '.join(pool.games)}; {micro} frames per micro batch × {t.grad_accum} × {ctx.world_size} ranks")
-    stage = tokenizer_stage(tokenizer, t, FrameBatches(pool.frames, micro, p.training.seed, ctx.rank), micro)
+    backgrounds = np.stack([s.background for s in pool.samples.values()]) if pool.samples else None
+    stage = tokenizer_stage(tokenizer, t, FrameBatches(pool.frames, micro, p.training.seed, ctx.rank), micro,
+                            backgrounds)
     if ctx.is_main:
         shown = motion_frames(pool.samples, t.grid_frames) if pool.samples else grid_frames(pool.frames, t.grid_frames)
         stage.hooks.append(ReconstructionGrid(tokenizer, shown, options.out / TOKENIZER / "grids", t.grid_every,

@@ -149,11 +149,16 @@ class TokenizerMeasures:
 
 def tokenizer_stage(
     tokenizer: Tokenizer, config: TokenizerStageConfig, source: BatchSource, micro_batch_size: int,
+    backgrounds: np.ndarray | None = None,
 ) -> Stage:
+    """backgrounds: uint8 [G, 84, 84], one per game, needed when config.foreground_weight > 0."""
     tokenizer.perceptual_net()  # read the LPIPS weights now: a missing file fails before training
+    if config.foreground_weight > 0 and backgrounds is None:
+        raise ValueError("tokenizer.foreground_weight > 0 needs the games' backgrounds (none were sampled)")
+    weighting = torch.from_numpy(backgrounds) if config.foreground_weight > 0 else None
 
     def build() -> PhaseParts:
-        objective = TokenizerObjective(tokenizer)
+        objective = TokenizerObjective(tokenizer, weighting, config.foreground_weight)
         return PhaseParts(objective, make_adam(list(tokenizer.parameters()), config.lr))
 
     return Stage(
