@@ -86,6 +86,9 @@ def test_device_choice_gives_cuda_an_index_and_fails_early_without_a_gpu(monkeyp
     with pytest.raises(ValueError, match="sees no CUDA device"):
         pick_device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert pick_device("auto", 1) == torch.device("cuda", 1)
     assert pick_device("cuda", 2) == torch.device("cuda", 2)  # torch.cuda.set_device rejects a bare "cuda"
     assert pick_device("cuda:0", 2) == torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one visible GPU per process
+    assert pick_device("cuda", 3) == torch.device("cuda", 0)
