@@ -37,6 +37,10 @@ class TokenizerStageConfig:
     # Ours, not official (0 = the official plain L1): extra L1 weight on the pixels that differ from their
     # game's background (jowa.diagnostics.pixels.FOREGROUND_LEVELS), so that small moving objects count.
     foreground_weight: float = 0.0
+    # Ours, not official (0 = never): every this many steps, move the codes that a fixed frame sample does
+    # not use onto latents of that sample (jowa/training/code_restart.py).
+    code_restart_every: int = 0
+    code_restart_frames: int = 1024
 
 
 @dataclass
@@ -152,6 +156,8 @@ def validate(config: TrainingConfig) -> None:
         (t.grid_every > 0 and t.grid_frames > 0, "tokenizer.grid_every and grid_frames must be > 0"),
         (0 < t.pool_frames <= t.scan_frames, "need 0 < tokenizer.pool_frames <= tokenizer.scan_frames"),
         (t.foreground_weight >= 0, f"tokenizer.foreground_weight {t.foreground_weight} must be >= 0"),
+        (t.code_restart_every >= 0 and t.code_restart_frames > 0,
+         "tokenizer.code_restart_every must be >= 0 and code_restart_frames > 0"),
         (len(w.betas) == 2, "world.betas needs two values"),
         (config.data.mixing in ("uniform", "balanced"), f"data.mixing {config.data.mixing!r}: uniform or balanced"),
         (config.data.num_workers >= 0 and config.data.stride > 0, "data.num_workers >= 0 and data.stride > 0"),

@@ -217,6 +217,11 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
     backgrounds = np.stack([s.background for s in pool.samples.values()]) if pool.samples else None
     stage = tokenizer_stage(tokenizer, t, FrameBatches(pool.frames, micro, p.training.seed, ctx.rank), micro,
                             backgrounds)
+    if t.code_restart_every:
+        from jowa.training.code_restart import DeadCodeRestart
+
+        stage.hooks.append(DeadCodeRestart(tokenizer, grid_frames(pool.frames, t.code_restart_frames),
+                                           t.code_restart_every, p.training.seed))
     if ctx.is_main:
         shown = motion_frames(pool.samples, t.grid_frames) if pool.samples else grid_frames(pool.frames, t.grid_frames)
         stage.hooks.append(ReconstructionGrid(tokenizer, shown, options.out / TOKENIZER / "grids", t.grid_every,
