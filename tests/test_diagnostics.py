@@ -202,8 +202,11 @@ def test_verdicts_follow_the_numbers() -> None:
 
     lost = {"l1_foreground": 0.31, "background_l1_foreground": 0.30, "l1_changed": 0.05, "background_l1_changed": 0.4}
     text = tokenizer_verdict(lost)
-    assert "foreground error 0.310 is no better than drawing the background (0.300): the objects are lost" in text
+    assert "foreground error 0.310 is worse than drawing the background (0.300): the objects are lost" in text
+    assert "0.290 is no better than drawing the background (0.300)" in tokenizer_verdict({**lost, "l1_foreground": 0.29})
     assert "moving" not in text and "well below drawing the background (0.400)" in text
+    assert "0.500 is worse than drawing the background (0.400): the motion is lost" in tokenizer_verdict(
+        {**lost, "l1_changed": 0.5})
     static = {"changed_token_fraction": 0.1, "changed_token_accuracy": 0.0, "token_accuracy": 0.85,
               "copy_token_accuracy": 0.9, "rewarded_fraction": 0.02, "rewarded_accuracy": 0.0,
               "majority_rewarded_accuracy": 0.0}

@@ -24,7 +24,8 @@ def tokenizer_verdict(m: Mapping[str, float]) -> str:
         if math.isnan(model) or math.isnan(baseline) or baseline == 0:
             parts.append(f"no {key} pixels in the sample to judge by")
         elif model >= NO_BETTER * baseline:
-            parts.append(f"the {what} {model:.3f} is no better than drawing the background ({baseline:.3f}): {lost}")
+            than = "worse than" if model > baseline else "no better than"
+            parts.append(f"the {what} {model:.3f} is {than} drawing the background ({baseline:.3f}): {lost}")
         elif model <= CLEARLY_BETTER * baseline:
             parts.append(f"the {what} {model:.3f} is well below drawing the background ({baseline:.3f})")
         else:
