@@ -36,6 +36,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, help="cap episodes at this many agent steps (overrides the protocol)")
     parser.add_argument("--envs", type=int, default=16, help="environments played at once")
     parser.add_argument("--random-baseline", action="store_true", help="also play a uniform random policy")
+    parser.add_argument("--behaviour", type=Path,
+                        help="behaviour runs ({DIR}/{Game}/{run}, collect.py --agent): play their agents as a reference")
     parser.add_argument("--video", action="store_true", help="write a GIF of each game's first episode")
     parser.add_argument("--video-frames", type=int, default=600)
     parser.add_argument("--out", type=Path, help="report directory (default: RUN/eval/<planner>)")
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         name = "greedy" if settings.horizon == 0 else f"plan_H{settings.horizon}"
         out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
         out = evaluate_run(args.run, settings, out, str(pick_device(args.device, 0)), args.random_baseline,
-                           args.video_frames if args.video else 0)
+                           args.video_frames if args.video else 0, behaviour=args.behaviour)
     except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

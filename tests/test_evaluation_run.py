@@ -168,3 +168,23 @@ def test_plan_cli_writes_reports(small_run, tmp_path, capsys) -> None:
 
     assert plan_cli.main([*quick, "--games", "Pong", "-H", "7", "--out", str(tmp_path / "bad")]) == 2
     assert "error: " in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_behaviour_agents_are_played_and_shown_as_references(small_run, tmp_path) -> None:
+    from jowa.behaviour import RunConfig, agent_settings, train_run
+
+    tiny = {"num_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1}
+    train_run(RunConfig(game="Pong", agent="ppo", settings=agent_settings("ppo", **tiny), seed=1, transitions=300,
+                        capacity=250, save_every=256), tmp_path / "behaviour", "1", commit_seconds=0.0, progress=False)
+    settings = resolve_settings(["Pong"], 2, "standard", 2, 0, 2, 2, greedy=True, max_episode_steps=5)
+    out = evaluate_run(small_run, settings, tmp_path / "report", random_baseline=True, progress=False,
+                       behaviour=tmp_path / "behaviour")
+    section = json.loads((out / "report.json").read_text())["sections"]["Reference agents"]
+    assert [len(section["returns"][name]["Pong"]) for name in ("jowa", "random", "behaviour agent")] == [2, 2, 2]
+    assert section["behaviour_logs"]["Pong"]["run"].endswith("Pong/1")
+    md = (out / "report.md").read_text()
+    assert "## Reference agents" in md and "| Game | jowa | random | behaviour agent |" in md
+    with pytest.raises(FileNotFoundError, match="no behaviour run of Breakout"):
+        evaluate_run(small_run, resolve_settings(["Breakout"], 1, "standard", 2, 0, 2, 1, greedy=True,
+                                                 max_episode_steps=5), tmp_path / "other", progress=False,
+                     behaviour=tmp_path / "behaviour")

@@ -63,6 +63,9 @@ EXERCISED: dict[str, list[str]] = {
         [PLAN_CLI, DEMO],
     "python plan.py --run runs/official-150M --games Assault,Seaquest --settings configs/eval/jowa_150M.yaml": [PLAN_CLI],
     "python plan.py --run runs/tiny --games Breakout --protocol standard --max-steps 2000": [PLAN_CLI],
+    "python plan.py --run runs/tiny --games Seaquest --protocol standard --greedy --random-baseline --behaviour "
+    "data/atari/behaviour": ["tests/test_evaluation_run.py::test_behaviour_agents_are_played_and_shown_as_references",
+                             "tests/test_evaluation_run.py::test_sigterm_writes_a_partial_report_and_the_same_command_continues"],
     "python finetune.py --run runs/tiny --game Breakout --replay data/atari/replay --transitions 5000 --out "
     "runs/tiny-breakout": ["tests/test_finetune.py::test_finetune_cli_trains_and_writes_the_final_model", DEMO],
     "python finetune.py --run runs/150M --game Pong --replay /data/dqn-replay --from last-fraction=0.2 --imagine "

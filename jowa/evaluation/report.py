@@ -556,10 +556,12 @@ def write_report(
     seed: int = 0,
     confidence: float = 0.95,
     note: str | None = None,
+    sections: Mapping[str, tuple[list[str], Any]] | None = None,
 ) -> Path:
     """Write report.json, report.md and the PNG plots into `out_dir` atomically; return its path.
 
-    `note` (e.g. that the report is partial) heads report.md; the episode log of a previous write
+    `note` (e.g. that the report is partial) heads report.md; `sections` maps a title to (markdown lines,
+    JSON data) for extra sections, e.g. reference agents; the episode log of a previous write
     (`episodes.jsonl`) is kept."""
     out_dir = Path(out_dir)
     settings_json = _json_ready(dict(settings), "settings")
@@ -583,6 +585,7 @@ def write_report(
         "baseline": base,
         "comparison": compare(agent, base, bootstrap_reps, seed, confidence) if base is not None else None,
         "note": note,
+        "sections": {title: _json_ready(data, title) for title, (_, data) in (sections or {}).items()},
     }
     summaries = [agent] + ([base] if base is not None else [])
 
@@ -590,7 +593,8 @@ def write_report(
     tmp_dir.chmod(0o755)  # mkdtemp makes it private (0700); a report is meant to be read by others
     try:
         (tmp_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-        (tmp_dir / "report.md").write_text(render_markdown(report))
+        extra = [line for title, (lines, _) in (sections or {}).items() for line in (f"## {title}", "", *lines, "")]
+        (tmp_dir / "report.md").write_text(render_markdown(report) + ("\n" + "\n".join(extra) if extra else ""))
         plot_raw_returns(summaries, tmp_dir / PNG_FILES[0])
         plot_normalized_scores(summaries, tmp_dir / PNG_FILES[1])
         plot_aggregates(summaries, tmp_dir / PNG_FILES[2])

@@ -14,6 +14,7 @@ from jowa.checkpoint import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.config import from_dict, load_yaml
 from jowa.evaluation.episode_log import EPISODES_NAME, EpisodeLog
 from jowa.evaluation.protocols import Protocol, get_protocol
+from jowa.evaluation.references import behaviour_actor_factory, behaviour_notes, reference_table
 from jowa.evaluation.report import EvaluationResults, write_report, write_video
 from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, play
 from jowa.games import check_game, minimal_to_full, task_id
@@ -182,13 +183,17 @@ def _play_side(log: EpisodeLog, side: str, settings: EvaluationSettings, make_ac
 def evaluate_run(
     run: str | Path, settings: EvaluationSettings, out_dir: str | Path, device: str = "cpu",
     random_baseline: bool = False, video_frames: int = 0, progress: bool = True, restart_other: bool = False,
+    behaviour: str | Path | None = None,
 ) -> Path:
     """Play all episodes with the run's agent (and optionally a random policy), write the report.
 
     Every episode is logged as it ends (`out_dir/episodes.jsonl`); rerunning continues from the log (a log
     of other settings or weights is refused, or with `restart_other` replaced). On SIGTERM or Ctrl-C a
-    partial report of the finished episodes is written, then EvaluationStopped raised."""
+    partial report of the finished episodes is written, then EvaluationStopped raised. `behaviour`: a root
+    of behaviour runs ({root}/{Game}/{run}, data/atari/collect.py --agent) whose agents are played too and
+    shown beside the random policy as reference agents."""
     out_dir = Path(out_dir)
+    notes = behaviour_notes(behaviour, settings.games) if behaviour is not None else {}
     device_t = torch.device(device)
     model, tokenizer = load_run(run, device_t)
     planner = "greedy" if settings.horizon == 0 else f"beam search H={settings.horizon}"
@@ -204,9 +209,11 @@ def evaluate_run(
         if random_baseline and not stop.requested:
             _play_side(log, "random", settings, lambda slot_games: RandomActor(slot_games, settings.seed), 0,
                        progress, stop)
+        if behaviour is not None and not stop.requested:
+            _play_side(log, "behaviour", settings, behaviour_actor_factory(behaviour, settings.seed), 0, progress, stop)
     results = results_from_log(log, "agent", "jowa", settings, with_settings=True)
     baseline = results_from_log(log, "random", "random", settings, with_settings=False) if random_baseline else None
-    wanted = len(settings.games) * settings.episodes * (2 if random_baseline else 1)
+    wanted = len(settings.games) * settings.episodes * (1 + random_baseline + (behaviour is not None))
     finished = len(log.records)
     if results is None:
         raise EvaluationStopped(f"stopped by {stop.signal_name} before any episode finished; rerun the same "
@@ -215,7 +222,16 @@ def evaluate_run(
         f"Partial report: {finished} of {wanted} episodes finished before {stop.signal_name or 'the stop'}; "
         f"rerun the same command to continue.")
     report_settings = {**settings.to_json(), "run": str(run), "device": device, "planner": planner}
-    out = write_report(out_dir, results, report_settings, baseline, note=note)
+    sections = {}
+    if behaviour is not None:
+        sides = {name: {g: log.returns(side, g) for g in settings.games}
+                 for side, name in (("agent", "jowa"), ("random", "random"), ("behaviour", "behaviour agent"))
+                 if side != "random" or random_baseline}
+        sections["Reference agents"] = (
+            ["Mean return ± standard error (episodes) under the same protocol; the behaviour agent is the learner "
+             f"whose log is the training data ({behaviour}).", "", *reference_table(sides, notes)],
+            {"behaviour_root": str(behaviour), "returns": sides, "behaviour_logs": notes})
+    out = write_report(out_dir, results, report_settings, baseline, note=note, sections=sections)
     (out / "videos").mkdir(exist_ok=True)
     for game, frames in videos.items():
         write_video(frames, out / "videos" / f"{game}.gif", fps=15, scale=2)
