@@ -50,3 +50,22 @@ def test_grid_puts_each_reconstruction_under_its_original() -> None:
     assert image.shape == (2 * 2 * 86, 8 * 86)
     assert image[0, 0] == 7 and image[86, 0] == 200 and image[2 * 86, 86] == 7 and image[3 * 86, 86] == 200
     assert image[2 * 86, 2 * 86] == 255  # the unused cell of the last row stays white
+
+
+def test_each_game_gets_its_share_of_the_scan(tmp_path) -> None:
+    # One large chunk per game: a global scan limit would fill the pool from the first chunk's game only.
+    from jowa.data.replay import replay_log_dir
+    from jowa.data.replay_writer import ReplayWriter
+    from jowa.training.frames import load_frame_pool
+
+    for game, value in (("Pong", 50), ("Breakout", 200)):
+        writer = ReplayWriter(replay_log_dir(tmp_path, game, "1"), capacity=1000)
+        for _ in range(4):
+            terminals = np.zeros(60, np.uint8)
+            terminals[-1] = 1
+            writer.add_rows(np.full((60, 84, 84), value, np.uint8), np.zeros(60, np.int64), np.zeros(60, np.float32),
+                            terminals)
+        writer.log_final()
+    pool = load_frame_pool(tmp_path, None, max_frames=500, scan_limit=120, seed=0)
+    values = sorted(set(pool.frames[:, 0, 0].tolist()))
+    assert values == [50, 200] and pool.scanned == 120 and set(pool.samples) == {"Pong", "Breakout"}  # 60 each

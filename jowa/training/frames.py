@@ -8,7 +8,8 @@ memory bound that does not grow with the dataset.
 
 Reading unit = one replay chunk (game, run, suffix). Units are shuffled with the seed; with at least
 as many units as ranks each rank reads its own units (disjoint frames), otherwise every rank reads
-all of them and draws its own random batches. Reading stops after `scan_limit` frames.
+all of them and draws its own random batches. Reading stops after `scan_limit` frames, an equal share
+per game.
 
 Beside the pool, each game keeps a small fixed sample for the diagnostics (jowa.diagnostics): consecutive
 frame pairs (t, t+1) of one episode, and its background (the per-pixel median of a frame sample). They
@@ -98,17 +99,22 @@ def load_frame_pool(
     rng = np.random.default_rng([seed, rank, 11])
     pool = np.empty((max_frames, 84, 84), dtype=np.uint8)
     seen = 0
+    # Each game gets an equal share of the scan: with few, large chunks (one per run of a small dataset),
+    # a global limit would fill the pool from whichever game's chunk came first.
+    share = -(-scan_limit // len(games))
+    read: dict[str, int] = {}
     diagnostics: dict[str, _GameReservoir] = {}
     for game, run, suffix in mine:
+        if read.get(game, 0) >= share:
+            continue
         for episode in read_run(replay, game, run, suffixes=[suffix]):
             seen = _reservoir_add(pool, seen, episode.frames, rng)
+            read[game] = read.get(game, 0) + len(episode.frames)
             if game not in diagnostics:
                 diagnostics[game] = _game_reservoir(pairs, background_frames, seed, rank, game)
             diagnostics[game].add(episode.frames)
-            if seen >= scan_limit:
+            if read[game] >= share:
                 break
-        if seen >= scan_limit:
-            break
     if seen == 0:
         raise ValueError(f"No complete episodes in the replay chunks under {replay} ({len(mine)} read)")
     return FramePool(pool[:min(seen, max_frames)], tuple(games), seen,
