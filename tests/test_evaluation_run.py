@@ -91,8 +91,8 @@ def test_sigterm_writes_a_partial_report_and_the_same_command_continues(small_ru
 
     repo = Path(__file__).resolve().parent.parent
     out = tmp_path / "eval"
-    command = [sys.executable, str(repo / "plan.py"), "--run", str(small_run), "--games", "Pong", "--episodes", "6",
-               "--envs", "1", "--greedy", "--max-steps", "25", "--device", "cpu", "--out", str(out)]
+    command = [sys.executable, str(repo / "plan.py"), "--run", str(small_run), "--games", "Pong", "--episodes", "4",
+               "--envs", "1", "--greedy", "--max-steps", "100", "--device", "cpu", "--out", str(out)]
     process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     log = out / "episodes.jsonl"
@@ -103,16 +103,16 @@ def test_sigterm_writes_a_partial_report_and_the_same_command_continues(small_ru
     _, err = process.communicate(timeout=120)
     assert process.returncode == 3, err
     finished = len(log.read_text().splitlines()) - 1
-    assert 1 <= finished < 6 and "stopped: Partial report" in err
+    assert 1 <= finished < 4 and "stopped: Partial report" in err
     report = json.loads((out / "report.json").read_text())
-    assert report["note"].startswith(f"Partial report: {finished} of 6 episodes finished before SIGTERM")
+    assert report["note"].startswith(f"Partial report: {finished} of 4 episodes finished before SIGTERM")
     assert report["results"]["games"]["Pong"]["num_episodes"] == finished
     assert "> **Partial report" in (out / "report.md").read_text()
     done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["note"] is None and report["results"]["games"]["Pong"]["num_episodes"] == 6
-    assert len(log.read_text().splitlines()) == 1 + 6  # every episode exactly once
+    assert report["note"] is None and report["results"]["games"]["Pong"]["num_episodes"] == 4
+    assert len(log.read_text().splitlines()) == 1 + 4  # every episode exactly once
 
 
 @pytest.mark.parametrize("greedy", [True, False])
