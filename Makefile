@@ -1,7 +1,7 @@
 PY ?= python
 PIP ?= $(PY) -m pip
 
-.PHONY: install test demo bench
+.PHONY: install test demo bench study
 # torch first, pinned, so that nothing else pulls the newest CUDA build; never torchvision. On our CI
 # machines `torch==2.13.0` is a local CPU wheel. Elsewhere PyPI's Linux wheel is the CUDA build: for the
 # CPU build, `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`; on a GPU machine, install a
@@ -20,3 +20,6 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run_all.py --out BENCHMARKS.md
+
+study: install
+	$(PY) study.py --budget cpu

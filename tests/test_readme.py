@@ -23,6 +23,8 @@ DEMO = "tests/test_demo.py::test_demo_runs_every_stage_resumes_and_writes_the_re
 DEEPSPEED = "tests/test_pretrain.py::test_pretrain_script_under_a_multi_rank_launcher"
 PLAN_CLI = "tests/test_evaluation_run.py::test_plan_cli_writes_reports"
 FINETUNE = "tests/test_finetune.py::test_finetune_trains_with_imagination_evaluates_and_reloads"
+STUDY = "tests/test_study.py::test_study_runs_every_stage_resumes_and_writes_results"
+STUDY_CHECKS = "tests/test_study.py::test_bad_settings_are_one_line_errors_before_any_work"
 EXERCISED: dict[str, list[str]] = {
     "make demo": ["Makefile:demo", DEMO],
     "make test": ["Makefile:test", ".ci/run"],
@@ -72,6 +74,8 @@ EXERCISED: dict[str, list[str]] = {
     "--out runs/150M-pong": [FINETUNE],
     "python plan.py --run runs/tiny-breakout --games Breakout --episodes 8 --greedy": [PLAN_CLI, FINETUNE],
     "make bench": ["Makefile:bench", "tests/test_benchmarks.py"],
+    "make study": ["Makefile:study", STUDY],
+    "python study.py --budget cpu --behaviour runs/behaviour": [STUDY, STUDY_CHECKS],
     "python benchmarks/planning.py": ["tests/test_benchmarks.py"],
 }
 
