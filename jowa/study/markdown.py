@@ -127,9 +127,10 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
     md += ["", f"Criteria 1–3 judge the largest model (`{main}`); per size:", "",
            "| size | planning beats random (> 2 SE) | planning ≥ greedy |", "| --- | --- | --- |"]
     n = len(data["games"])
-    md += [f"| {k} | {len(v['beats_random'])} of {n} {tuple(v['beats_random']) or ''} | "
-           f"{len(v['plan_at_least_greedy'])} of {n} {tuple(v['plan_at_least_greedy']) or ''} |"
-           for k, v in data["per_size"].items()]
+    def games(names: list[str]) -> str:
+        return f"{len(names)} of {n}" + (f" ({', '.join(names)})" if names else "")
+
+    md += [f"| {k} | {games(v['beats_random'])} | {games(v['plan_at_least_greedy'])} |" for k, v in data["per_size"].items()]
 
     md += ["", "## Stage wall times", "", "| stage | minutes | estimated |", "| --- | ---: | ---: |"]
     estimates = c.get("estimated_minutes", {})

@@ -231,7 +231,7 @@ def finetune_stage(start: str) -> Callable[[Study], dict[str, Any]]:
         options = FinetuneOptions(run=source, game=s.config.held_out, out=s.finetuned(start), replay=s.behaviour,
                                   config=f.config, transitions=f.transitions, select=f.select,
                                   overrides=list(f.overrides), resume=True, device=device(s.config),
-                                  pretrained_games=None if start == "pretrained" else [])
+                                  pretrained_games=list(s.config.games) if start == "pretrained" else [])
         summary = finetune(options)
         if summary["status"] != "finished":
             raise StudyStopped(f"fine-tuning ({start}) stopped early ({summary['status']}; checkpoint saved)")
