@@ -21,6 +21,7 @@ from jowa.training.config import TokenizerStageConfig
 from jowa.training.frames import GameSample
 from jowa.training.logger import TrainLogger
 from jowa.training.loop import Phase, PhaseParts, Stage
+from jowa.training.measure_hook import MeasureHook
 from jowa.training.objectives import TokenizerObjective
 from jowa.training.optim import make_adam
 
@@ -119,32 +120,16 @@ def measure_tokenizer(tokenizer: Tokenizer, pairs: np.ndarray, backgrounds: np.n
     return {**measures, **code_usage(tokens.cpu(), tokenizer.config.vocab_size)}
 
 
-class TokenizerMeasures:
+class TokenizerMeasures(MeasureHook):
     """Hook: the diagnostics of a fixed sample of frame pairs every `every` steps and at the end (rank 0)."""
 
     def __init__(self, tokenizer: Tokenizer, samples: dict[str, GameSample], every: int, last: int) -> None:
+        super().__init__(every, last)
         self.tokenizer = tokenizer
         self.pairs, self.backgrounds = diagnostic_sample(samples)
-        self.every, self.last = every, last
-        self.logger: TrainLogger | None = None
-        self.logged: dict[int, dict[str, float]] = {}
 
-    def attach(self, logger: TrainLogger) -> None:
-        self.logger = logger
-
-    def measure(self, step: int) -> dict[str, float]:
-        measures = measure_tokenizer(self.tokenizer, self.pairs, self.backgrounds)
-        if self.logger is not None:
-            self.logger.scalars(step, {f"diag/{k}": v for k, v in measures.items()})
-        self.logged[step] = measures
-        return measures
-
-    def after_step(self, step: int) -> None:
-        if step % self.every == 0 or step == self.last:
-            self.measure(step)
-
-    def after_resume(self, step: int) -> None:
-        pass
+    def compute(self) -> dict[str, float]:
+        return measure_tokenizer(self.tokenizer, self.pairs, self.backgrounds)
 
 
 def tokenizer_stage(

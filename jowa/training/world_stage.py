@@ -23,8 +23,8 @@ from jowa.diagnostics.world import eval_forward
 from jowa.model.world_model import WorldActionModel
 from jowa.training.batches import BatchSource, to_device
 from jowa.training.config import WorldStageConfig
-from jowa.training.logger import TrainLogger
 from jowa.training.loop import Phase, PhaseParts, Stage
+from jowa.training.measure_hook import MeasureHook
 from jowa.training.objectives import WorldObjective
 from jowa.training.optim import WorldLearningRates, make_adamw, make_schedule, world_param_groups
 from jowa.training.throughput import world_flops_per_token
@@ -49,7 +49,7 @@ HELD_STEPS = 512  # steps of episodes that end (whole or tails) in the diagnosti
 MEASURE_EVERY_LOGS = 5  # the world diagnostics run every this many log points (and at the end)
 
 
-class WorldMeasures:
+class WorldMeasures(MeasureHook):
     """Hook: world and critic diagnostics of a fixed batch of episodes that end (rank 0).
 
     One eval-mode forward pass over the episodes' consecutive windows gives next-frame token accuracy,
@@ -58,35 +58,20 @@ class WorldMeasures:
 
     def __init__(self, model: WorldActionModel, shards: list[ShardInfo], segment_length: int, gamma: float,
                  every: int, last: int, max_steps: int = HELD_STEPS) -> None:
-        self.model, self.gamma, self.every, self.last = model, gamma, every, last
+        super().__init__(every, last)
+        self.model, self.gamma = model, gamma
         episodes = held_episodes(shards, max_steps)
         self.episodes = len(episodes)
         self.batch, self.returns = episode_windows(episodes, segment_length, gamma)
-        self.logger: TrainLogger | None = None
-        self.logged: dict[int, dict[str, float]] = {}
 
-    def attach(self, logger: TrainLogger) -> None:
-        self.logger = logger
-
-    def measure(self, step: int) -> dict[str, float]:
+    def compute(self) -> dict[str, float]:
         if self.batch.batch_size == 0:  # shards without a single episode: nothing to measure
             return {}
         device = self.model.pos_emb.weight.device
         batch, returns = to_device(self.batch, device), self.returns.to(device)
         outputs = eval_forward(self.model, batch)
-        measures = {**world_measures(self.model, batch, outputs),
-                    **critic_measures(self.model, batch, self.gamma, returns, outputs)}
-        if self.logger is not None:
-            self.logger.scalars(step, {f"diag/{k}": v for k, v in measures.items()})
-        self.logged[step] = measures
-        return measures
-
-    def after_step(self, step: int) -> None:
-        if step % self.every == 0 or step == self.last:
-            self.measure(step)
-
-    def after_resume(self, step: int) -> None:
-        pass
+        return {**world_measures(self.model, batch, outputs),
+                **critic_measures(self.model, batch, self.gamma, returns, outputs)}
 
 
 def world_stage(
