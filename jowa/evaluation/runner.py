@@ -13,6 +13,8 @@ import torch
 from jowa.checkpoint import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.config import from_dict, load_yaml
 from jowa.evaluation.episode_log import EPISODES_NAME, EpisodeLog
+from jowa.evaluation.open_loop_report import TITLE as OPEN_LOOP_TITLE
+from jowa.evaluation.open_loop_report import open_loop_section
 from jowa.evaluation.protocols import Protocol, get_protocol
 from jowa.evaluation.references import behaviour_actor_factory, behaviour_notes, reference_table
 from jowa.evaluation.report import EvaluationResults, write_report, write_video
@@ -183,7 +185,7 @@ def _play_side(log: EpisodeLog, side: str, settings: EvaluationSettings, make_ac
 def evaluate_run(
     run: str | Path, settings: EvaluationSettings, out_dir: str | Path, device: str = "cpu",
     random_baseline: bool = False, video_frames: int = 0, progress: bool = True, restart_other: bool = False,
-    behaviour: str | Path | None = None,
+    behaviour: str | Path | None = None, open_loop_segments: int = 3,
 ) -> Path:
     """Play all episodes with the run's agent (and optionally a random policy), write the report.
 
@@ -191,7 +193,8 @@ def evaluate_run(
     of other settings or weights is refused, or with `restart_other` replaced). On SIGTERM or Ctrl-C a
     partial report of the finished episodes is written, then EvaluationStopped raised. `behaviour`: a root
     of behaviour runs ({root}/{Game}/{run}, data/atari/collect.py --agent) whose agents are played too and
-    shown beside the random policy as reference agents."""
+    shown beside the random policy as reference agents. `open_loop_segments` real segments per game are
+    imagined open-loop by the model for the report (0: none)."""
     out_dir = Path(out_dir)
     notes = behaviour_notes(behaviour, settings.games) if behaviour is not None else {}
     device_t = torch.device(device)
@@ -231,7 +234,15 @@ def evaluate_run(
             ["Mean return ± standard error (episodes) under the same protocol; the behaviour agent is the learner "
              f"whose log is the training data ({behaviour}).", "", *reference_table(sides, notes)],
             {"behaviour_root": str(behaviour), "returns": sides, "behaviour_logs": notes})
+    loop = None
+    if open_loop_segments > 0 and note is None:
+        with torch.autocast(device_t.type, dtype=torch.bfloat16, enabled=device_t.type == "cuda"):
+            loop = open_loop_section(model, tokenizer, settings.games, settings.protocol.sticky, settings.seed,
+                                     open_loop_segments)
+        sections[OPEN_LOOP_TITLE] = (loop.lines(), loop.data())
     out = write_report(out_dir, results, report_settings, baseline, note=note, sections=sections)
+    if loop is not None:
+        loop.write_images(out)
     (out / "videos").mkdir(exist_ok=True)
     for game, frames in videos.items():
         write_video(frames, out / "videos" / f"{game}.gif", fps=15, scale=2)

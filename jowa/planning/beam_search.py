@@ -17,6 +17,7 @@ from jowa.model.distributional import q_values
 from jowa.model.shared_prefix_cache import SharedPrefixCache
 from jowa.model.world_model import WorldActionModel
 from jowa.planning.imagination import imagine_step
+from jowa.planning.tree import SearchNode, SearchTree, q_tuple
 
 
 @dataclass
@@ -51,6 +52,8 @@ class DepthTrace:
     q_masked: torch.Tensor  # [C, 18]
     scores: torch.Tensor  # [C]
     kept: torch.Tensor  # [<=K] node ids of the new beam, best first
+    reward_probs: torch.Tensor | None = None  # [C, 3] probabilities of the reward signs −1, 0, +1
+    end_probs: torch.Tensor | None = None  # [C] probability of termination
 
 
 @dataclass
@@ -132,7 +135,8 @@ def _plan_group(
         parent, action = _expand(node_q, expand_widths[env])  # children in (row, top-k) order
         child_env = env[parent]
         cache = cache.select(parent)
-        step = imagine_step(model, cache, action, tasks[child_env], valid[child_env], options.temperature, generator)
+        step = imagine_step(model, cache, action, tasks[child_env], valid[child_env], options.temperature, generator,
+                            with_probs=trace)
         reward, value = step.rewards.float(), step.q_values.max(dim=-1).values
         if options.terminal_ends_path:  # nothing is earned after a predicted terminal
             reward = torch.where(absorbed[parent], torch.zeros_like(reward), reward)
@@ -197,4 +201,26 @@ def _record(traces, child_env, parent_ids, action, step, scores, child_ids, keep
             parents=parent_ids[mine].cpu(), actions=action[mine].cpu(), rewards=step.rewards[mine].float().cpu(),
             ends=step.ends[mine].cpu(), next_obs_tokens=step.next_obs_tokens[mine].cpu(),
             q_masked=step.q_values[mine].cpu(), scores=scores[mine].cpu(), kept=child_ids[kept].cpu(),
+            reward_probs=None if step.reward_probs is None else step.reward_probs[mine].cpu(),
+            end_probs=None if step.end_probs is None else step.end_probs[mine].cpu(),
         ))
+
+
+def search_tree(result: PlanResult, env: int, planner: str) -> SearchTree:
+    """Environment `env`'s decision as a planner-agnostic tree (needs `plan(..., trace=True)` for the nodes)."""
+    nan = float("nan")
+    nodes = [SearchNode(0, -1, 0, -1, 0, nan, nan, q_tuple(result.root_q[env].tolist()))]
+    traces = result.traces[env] if result.traces else []
+    for depth, level in enumerate(traces, start=1):
+        kept = set(level.kept.tolist())
+        first = len(nodes)
+        for j in range(len(level.actions)):
+            sign = int(level.rewards[j])
+            nodes.append(SearchNode(
+                id=first + j, parent=int(level.parents[j]), depth=depth, action=int(level.actions[j]),
+                reward_sign=sign,
+                reward_prob=nan if level.reward_probs is None else float(level.reward_probs[j, sign + 1]),
+                end_prob=nan if level.end_probs is None else float(level.end_probs[j]),
+                q=q_tuple(level.q_masked[j].tolist()), score=float(level.scores[j]), kept=first + j in kept,
+            ))
+    return SearchTree(int(result.actions[env]), planner, nodes)

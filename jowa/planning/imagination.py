@@ -18,6 +18,9 @@ class ImaginedStep:
     rewards: torch.Tensor  # [C] predicted reward sign in {-1, 0, 1} (argmax class − 1)
     ends: torch.Tensor  # [C] bool predicted termination (argmax class)
     q_values: torch.Tensor  # [C, 18] expected Q at the imagined o^35, invalid actions = -inf
+    # Only with `with_probs` (the planner's trace, the viewer): what the argmax decisions above were drawn from.
+    reward_probs: torch.Tensor | None = None  # [C, 3] softmax over the reward classes (sign −1, 0, +1)
+    end_probs: torch.Tensor | None = None  # [C] probability of termination
 
 
 def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -31,13 +34,16 @@ def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator |
 @torch.no_grad()
 def imagine_step(
     model: WorldActionModel, cache: KVCache | SharedPrefixCache, actions: torch.Tensor, tasks: torch.Tensor, valid: torch.Tensor,
-    temperature: float = 0.0, generator: torch.Generator | None = None,
+    temperature: float = 0.0, generator: torch.Generator | None = None, with_probs: bool = False,
 ) -> ImaginedStep:
     """Feed `actions` [C] after the cached context (ending with o^35), decode the next frame's 36 tokens,
-    then feed o^35 to read Q there. The cache grows by 37 tokens."""
+    then feed o^35 to read Q there. The cache grows by 37 tokens. `with_probs` also returns the reward
+    and termination probabilities (the decisions are the same either way)."""
     out = model(actions[:, None], tasks, cache=cache, with_target=False)
     rewards = out.logits_rewards[:, -1].argmax(dim=-1) - 1
     ends = out.logits_ends[:, -1].argmax(dim=-1).bool()
+    reward_probs = torch.softmax(out.logits_rewards[:, -1].float(), dim=-1) if with_probs else None
+    end_probs = torch.softmax(out.logits_ends[:, -1].float(), dim=-1)[:, 1] if with_probs else None
     tokens = [_pick(out.logits_observations[:, -1], temperature, generator)]
     num_obs = model.config.obs_tokens_per_block
     for _ in range(num_obs - 1):
@@ -45,4 +51,4 @@ def imagine_step(
         tokens.append(_pick(out.logits_observations[:, -1], temperature, generator))
     out = model(tokens[-1][:, None], tasks, cache=cache, with_target=False)  # o^35: the Q position
     q = q_values(out.logits_q[:, :, -1], model.atoms, valid)
-    return ImaginedStep(torch.stack(tokens, dim=1), rewards, ends, q)
+    return ImaginedStep(torch.stack(tokens, dim=1), rewards, ends, q, reward_probs, end_probs)
