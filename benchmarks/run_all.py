@@ -17,7 +17,6 @@ import importlib
 import os
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 from benchmarks.common import Table, cpu_model, device_heading, device_name, pick_device, progress  # noqa: E402
+from jowa.atomic import write_text  # noqa: E402
 
 # In the order they appear in the file; each module has TITLE, SUMMARY and tables(device, quick).
 MODULES = ("model_step", "train_step", "data_loader", "planning", "tokenizer_encode")
@@ -108,19 +108,6 @@ def merge(existing: str | None, section: str) -> str:
     return PREAMBLE + "\n" + "\n".join(bodies)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file beside the target, then rename: an interrupted run never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="markdown file to write (e.g. BENCHMARKS.md)")
@@ -147,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         torch.set_num_threads(threads)  # main(argv) may run inside another process (the tests)
     existing = args.out.read_text(encoding="utf-8") if args.out.is_file() else None
-    write_atomically(args.out, merge(existing, section))
+    write_text(args.out, merge(existing, section))
     progress(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
 
 

@@ -14,13 +14,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from jowa.atomic import atomic_directory, commit_directory
 from jowa.config import from_dict, to_dict
 
 CONFIG_NAME = "config.json"
@@ -41,6 +41,12 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def weights_identity(directory: str | os.PathLike) -> str:
+    """"sha256:<hex>" of a checkpoint directory's weights: what token shards and fine-tuning runs record
+    to say which tokenizer or model made them."""
+    return f"sha256:{file_sha256(Path(directory) / WEIGHTS_NAME)}"
+
+
 def check_weights_file(path: Path, record: dict[str, Any] | None) -> None:
     """Raise CheckpointError unless `path` has the size and sha256 that `record` holds (None: not recorded)."""
     if record is None:
@@ -58,30 +64,6 @@ def check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
     if bad:
         raise CheckpointError(f"{path}: non-finite values in {len(bad)} weight tensors ({', '.join(bad[:3])}"
                               f"{', …' if len(bad) > 3 else ''})")
-
-
-def write_json(path: Path, data: object) -> None:
-    """Write JSON through a temporary file and a rename: a crash never leaves half a record."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-def atomic_directory(final: Path) -> Path:
-    """A fresh temporary directory beside `final`; pass it to `commit_directory` when complete."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-
-
-def commit_directory(tmp: Path, final: Path) -> None:
-    """Replace `final` by the finished `tmp` directory (rename is atomic on one filesystem)."""
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
 
 
 class PretrainedMixin:

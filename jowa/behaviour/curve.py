@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jowa.checkpoint import write_json
+from jowa.atomic import atomic_file, write_json
 
 CURVE_NAME = "learning_curve.json"
 PLOT_NAME = "learning_curve.png"
@@ -101,7 +101,6 @@ def plot_curve(run_dir: Path, curve: Curve, title: str) -> None:
     axes[0].legend(loc="upper left")
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = run_dir / f".{PLOT_NAME}.tmp.png"
-    fig.savefig(tmp, dpi=80)
+    with atomic_file(run_dir / PLOT_NAME) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    tmp.replace(run_dir / PLOT_NAME)

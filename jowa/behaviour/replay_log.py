@@ -11,12 +11,12 @@ deleted as soon as a commit no longer needs them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from jowa.atomic import atomic_file
 from jowa.data.npy_gz import load_npy_gz
 from jowa.data.replay import FRAME_SHAPE, STORE, STORE_DTYPES, list_suffixes, member_path
 from jowa.data.replay_writer import ReplayWriter
@@ -143,7 +143,5 @@ def _store_rows(writer: ReplayWriter, start: int, stop: int) -> dict[str, np.nda
 
 
 def _save_segment(path: Path, rows: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as out:
+    with atomic_file(path) as tmp, open(tmp, "wb") as out:
         np.savez_compressed(out, **rows)  # Atari frames deflate ~40x at ~100 MB/s: cheap beside training
-    os.replace(tmp, path)

@@ -27,11 +27,11 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
+from jowa.atomic import atomic_file, write_json
 from jowa.behaviour.agents import AgentSettings, load_agent, make_agent
 from jowa.behaviour.curve import Curve, plot_curve, summarize, write_curve
 from jowa.behaviour.replay_log import LogState, ResumableLog
 from jowa.behaviour.vec_env import RecordingVecEnv
-from jowa.checkpoint import write_json
 from jowa.data.replay import list_suffixes, replay_log_dir
 from jowa.envs.atari import DOPAMINE_MAX_EPISODE_STEPS
 from jowa.games import check_game
@@ -222,6 +222,5 @@ class _Callback(BaseCallback):
 
 
 def _save_agent(model: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    model.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:  # keeps the .zip suffix, which stable-baselines3 would otherwise append
+        model.save(str(tmp))

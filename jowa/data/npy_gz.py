@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jowa.atomic import atomic_file
+
 
 class DataFileError(ValueError):
     """A data file that cannot be used; `path` and `problem` say which and why."""
@@ -177,8 +179,7 @@ def save_npy_gz(path: str | os.PathLike, array: np.ndarray, compresslevel: int =
     head = data[: len(data) - zero_tail]
     comp = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS)
     crc = zlib.crc32(head, zlib.crc32(header))
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as out:
+    with atomic_file(path) as tmp, open(tmp, "wb") as out:
         xfl = 2 if compresslevel == 9 else 4 if compresslevel == 1 else 0  # as gzip.GzipFile writes it
         out.write(b"\x1f\x8b\x08\x00" + struct.pack("<I", 0) + bytes([xfl, 255]))
         out.write(comp.compress(header))
@@ -194,7 +195,6 @@ def save_npy_gz(path: str | os.PathLike, array: np.ndarray, compresslevel: int =
             crc = crc32_append_zeros(crc, zero_tail)
         out.write(comp.flush(zlib.Z_FINISH))
         out.write(struct.pack("<II", crc & 0xFFFFFFFF, (len(header) + len(data)) & 0xFFFFFFFF))
-    os.replace(tmp, path)
 
 
 def _npy_header(array: np.ndarray) -> bytes:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from jowa.atomic import write_bytes
 from jowa.checkpoint import file_sha256
 from jowa.games import check_game, task_id
 
@@ -143,12 +144,6 @@ def iter_shard(url: str) -> Iterator[TokenEpisode]:
 
 # --- writing ---------------------------------------------------------------------------------------------
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 @dataclass
 class _Open:
     name: str
@@ -206,7 +201,7 @@ class ShardWriter:
         record = {"format": FORMAT, "shard": shard.name, "tokenizer": self.tokenizer,
                   "bytes": path.stat().st_size, "sha256": file_sha256(path), "transitions": shard.steps,
                   "games": games, "episodes": shard.episodes}
-        _write_atomic(self.out_dir / (shard.name + ".json"), json.dumps(record).encode())
+        write_bytes(self.out_dir / (shard.name + ".json"), json.dumps(record).encode())
         self.finished.append(shard.name)
         self.index += 1
 
@@ -256,7 +251,7 @@ def write_index(out_dir: str | os.PathLike, extra: dict[str, Any] | None = None)
         **(extra or {}),
     }
     path = out_dir / INDEX_NAME
-    _write_atomic(path, json.dumps(index, indent=1).encode())
+    write_bytes(path, json.dumps(index, indent=1).encode())
     return path
 
 

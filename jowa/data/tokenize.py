@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jowa.checkpoint import file_sha256
+from jowa.checkpoint import weights_identity
 from jowa.data.episodes import Episode
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -48,7 +48,7 @@ def load_encoder(spec: str, device: str | torch.device = "cpu") -> tuple[Encoder
         from jowa.tokenizer import Tokenizer  # lazy: the data pipeline does not need the model otherwise
 
         tokenizer = Tokenizer.from_pretrained(path, map_location=device).eval()
-        return tokenizer.encode_tokens, f"sha256:{file_sha256(weights)}"
+        return tokenizer.encode_tokens, weights_identity(path)
     if ":" in spec:
         module, name = spec.split(":", 1)
         try:

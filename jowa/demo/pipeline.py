@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from jowa.checkpoint import write_json
+from jowa.atomic import write_json
 from jowa.config import to_dict
 from jowa.demo.config import DemoConfig
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from jowa.atomic import write_text
 from jowa.demo.config import DemoConfig
 from jowa.demo.measures import measures_section
 from jowa.training.logger import read_metrics
@@ -322,7 +323,5 @@ def write_demo_report(out: Path, config: DemoConfig, record: Mapping[str, Any]) 
            f"- Full evaluation reports (per-episode returns, HNS, bootstrap CIs): `{out / 'eval'}`/*/report.md",
            f"- Settings and stage times: `{out / 'demo.json'}`", ""]
     path = report / "report.md"
-    tmp = path.with_name(".report.md.tmp")
-    tmp.write_text("\n".join(md))
-    tmp.replace(path)
+    write_text(path, "\n".join(md))
     return path

@@ -17,7 +17,6 @@ from gymnasium.wrappers import AtariPreprocessing, RecordEpisodeStatistics
 from jowa.games import NUM_ACTIONS, check_game, full_to_minimal, minimal_to_full
 
 DOPAMINE_MAX_EPISODE_STEPS = 27_000  # agent steps (108k frames): DQN-Replay's cap, ALE v5's default
-EVAL_MAX_EPISODE_STEPS = 108_000  # agent steps: the official evaluation cap (docs/official_jowa.md §8.1)
 FRAME_SKIP = 4
 
 

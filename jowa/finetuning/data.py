@@ -168,10 +168,9 @@ def tokenize(
 
 
 def load_game_data(
-    replay: str | os.PathLike, game: str, transitions: int, select: str, seed: int, tokenizer: torch.nn.Module,
-    batch_frames: int, device: torch.device, keep_frames: bool = False, spans: list[EpisodeSpan] | None = None,
+    replay: str | os.PathLike, picks: list[Pick], tokenizer: torch.nn.Module, batch_frames: int,
+    device: torch.device, keep_frames: bool = False,
 ) -> GameData:
-    """Choose, read and tokenize `transitions` transitions of `game` (`spans`: a scan already made)."""
-    picks = choose(spans if spans is not None else game_spans(replay, game), transitions, select, seed)
+    """Read and tokenize the pieces `choose` picked (once, in `prepare`)."""
     episodes = tokenize(read_picks(replay, picks), tokenizer, batch_frames, device, keep_frames)
-    return GameData(check_game(game), episodes, picks)
+    return GameData(picks[0].span.game, episodes, picks)

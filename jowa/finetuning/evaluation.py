@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from jowa.checkpoint import write_json
+from jowa.atomic import write_json
 from jowa.evaluation.rollouts import play
 from jowa.evaluation.runner import EvaluationSettings, agent_actor_factory
 from jowa.model.world_model import WorldActionModel

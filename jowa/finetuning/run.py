@@ -20,18 +20,17 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from jowa.checkpoint import WEIGHTS_NAME, CheckpointError, find_model_dir, write_json
+from jowa.atomic import copy_directory, write_json
+from jowa.checkpoint import CheckpointError, find_model_dir, weights_identity
 from jowa.config import apply_overrides, to_dict
-from jowa.data.replay import EpisodeSpan
 from jowa.evaluation.runner import EvaluationSettings, evaluate_run, resolve_settings
 from jowa.finetuning.config import FinetuneConfig, load_finetune, validate
-from jowa.finetuning.data import Pick, choose, game_spans
+from jowa.finetuning.data import choose, game_spans
+from jowa.finetuning.options import FinetuneOptions, FinetunePlan
 from jowa.finetuning.task_rows import resolve_task_row
 from jowa.games import check_game, task_id
 from jowa.training.loop import LoopSettings, StageOutcome, train_stage
@@ -39,41 +38,6 @@ from jowa.training.loop import LoopSettings, StageOutcome, train_stage
 log = logging.getLogger(__name__)
 RECORD = "finetune.json"
 TRAIN, BEST, LAST, FINAL, REPORT = "train", "best", "last", "final", "report"
-
-
-@dataclass
-class FinetuneOptions:
-    run: Path  # the pretrained run (or a checkpoint directory inside it)
-    game: str
-    out: Path
-    replay: Path
-    config: str | None = None  # configs/finetune/<name>.yaml or a path; default: tiny for tiny runs, else official
-    transitions: int | None = None
-    select: str | None = None  # first | last | random | last-fraction=F
-    steps: int | None = None
-    imagine: bool = False
-    overrides: list[str] = field(default_factory=list)
-    allow_pretrained_game: bool = False
-    pretrained_games: list[str] | None = None  # when the run does not record them
-    resume: bool = False
-    device: str = "auto"
-    progress: bool = True
-
-
-@dataclass
-class FinetunePlan:
-    config: FinetuneConfig
-    game: str
-    model_dir: Path
-    tokenizer_dir: Path
-    pretrained_games: list[str] | None
-    task_row: str  # resolved: own, mean or a game
-    picks: list[Pick]
-    spans: list[EpisodeSpan]
-    evaluation: EvaluationSettings | None
-    report: EvaluationSettings | None
-    device: torch.device
-    warnings: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -184,29 +148,22 @@ def prepare(options: FinetuneOptions) -> FinetunePlan:
     device = pick_device(options.device, 0)
     for w in warnings:
         log.warning(w)
-    return FinetunePlan(config, game, model_dir, tokenizer_dir, pretrained, task_row, picks, spans,
+    return FinetunePlan(config, game, model_dir, tokenizer_dir, pretrained, task_row, picks,
                         _settings(game, config, final=False), _settings(game, config, final=True), device, warnings)
 
 
 # ----------------------------------------------------------------------------------------- the run
 
 def _fingerprint(plan: FinetunePlan) -> dict[str, str]:
-    from jowa.checkpoint import file_sha256
-
     picks = json.dumps([[p.span.run, p.span.start, p.first, p.length] for p in plan.picks])
-    return {"game": plan.game, "pretrained": f"sha256:{file_sha256(plan.model_dir / WEIGHTS_NAME)}",
-            "tokenizer": f"sha256:{file_sha256(plan.tokenizer_dir / WEIGHTS_NAME)}",
+    return {"game": plan.game, "pretrained": weights_identity(plan.model_dir),
+            "tokenizer": weights_identity(plan.tokenizer_dir),
             "data": hashlib.sha256(picks.encode()).hexdigest()[:16]}
 
 
 def publish(source: Path, target: Path) -> None:
-    """Copy a directory of module checkpoints to `target` (temp name + rename)."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("engine", "*.pt", "manifest.json"))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    """Copy a directory of module checkpoints to `target` without the training state."""
+    copy_directory(source, target, ignore=shutil.ignore_patterns("engine", "*.pt", "manifest.json"))
 
 
 def finetune(options: FinetuneOptions) -> dict[str, Any]:

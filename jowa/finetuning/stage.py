@@ -9,7 +9,6 @@ steps (and after a resume), the objective's step counter, the periodic evaluatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -19,6 +18,7 @@ from jowa.finetuning.config import FinetuneConfig, imagined_per_batch
 from jowa.finetuning.data import GameData, load_game_data
 from jowa.finetuning.evaluation import PeriodicEvaluation
 from jowa.finetuning.freezing import apply_freezing
+from jowa.finetuning.options import FinetuneOptions, FinetunePlan
 from jowa.finetuning.objective import FinetuneObjective, Imagination, StepCounter
 from jowa.finetuning.task_rows import init_task_row
 from jowa.games import task_id
@@ -29,9 +29,6 @@ from jowa.training.optim import WorldLearningRates, make_adamw, make_schedule, w
 from jowa.training.state import seed_everything
 from jowa.training.throughput import world_flops_per_token
 from jowa.training.world_stage import TOKENIZER, WORLD_MODEL, TargetUpdate
-
-if TYPE_CHECKING:
-    from jowa.finetuning.run import FinetuneOptions, FinetunePlan
 
 
 @dataclass
@@ -60,7 +57,7 @@ def param_groups(model: WorldActionModel, tokenizer: nn.Module, config: Finetune
     return groups
 
 
-def build_finetune(plan: "FinetunePlan", options: "FinetuneOptions", facts: dict[str, str]) -> BuiltFinetune:
+def build_finetune(plan: FinetunePlan, options: FinetuneOptions, facts: dict[str, str]) -> BuiltFinetune:
     from jowa.tokenizer import Tokenizer
 
     config, device = plan.config, plan.device
@@ -77,8 +74,8 @@ def build_finetune(plan: "FinetunePlan", options: "FinetuneOptions", facts: dict
         counts["tokenizer"] = sum(p.numel() for p in tokenizer.parameters())
 
     d, im = config.data, config.imagination
-    data = load_game_data(options.replay, plan.game, d.transitions, d.select, config.seed, tokenizer,
-                          d.tokenize_batch_frames, device, keep_frames=config.tokenizer.train, spans=plan.spans)
+    data = load_game_data(options.replay, plan.picks, tokenizer, d.tokenize_batch_frames, device,
+                          keep_frames=config.tokenizer.train)
     source = FinetuneBatches(
         data.episodes, task_id(plan.game), config.batch_size, d.segment_length, d.stride, config.seed,
         seed_batch_size=config.batch_size if im.enabled else 0, seed_offset=im.seed_offset,

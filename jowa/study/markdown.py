@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from jowa.atomic import write_text
+
 
 def _plt():
     import matplotlib
@@ -190,7 +192,5 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
            "- `results.json`: every number above (with the per-episode returns); `study.json`: settings and stages",
            "- `eval/*/report.json`, `report.md`: the full evaluation reports (HNS, bootstrap CIs, episode logs)",
            "- `models/<size>/`, `tokenizer/`, `finetune/`: the runs (TensorBoard under each `tb/`)", ""]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(md))
-    tmp.replace(path)
+    write_text(path, "\n".join(md))
     return path

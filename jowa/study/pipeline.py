@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from jowa.checkpoint import write_json
+from jowa.atomic import write_json
 from jowa.config import to_dict
 from jowa.study.config import StudyConfig
 from jowa.study.stages import Study, stage_functions

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jowa.checkpoint import write_json
+from jowa.atomic import write_json
 from jowa.demo.report import clearly_higher, loss_series, split_phases
 from jowa.study.stages import Study
 from jowa.training.logger import read_metrics

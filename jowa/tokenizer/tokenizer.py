@@ -37,9 +37,6 @@ class TokenizerLosses:
     perceptual: torch.Tensor  # LPIPS, already × perceptual_weight
     total: torch.Tensor
 
-    def scalars(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in ("commitment", "reconstruction", "perceptual", "total")}
-
 
 def preprocess_frames(frames: torch.Tensor) -> torch.Tensor:
     """[0, 1] → [-1, 1] (official `x.mul(2).sub(1)`)."""

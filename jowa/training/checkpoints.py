@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from jowa.atomic import commit_directory
 from jowa.checkpoint import file_sha256
 from jowa.training.distributed import DistContext, barrier, broadcast_object
 
@@ -104,9 +105,7 @@ class CheckpointManager:
         barrier()
         if self.ctx.is_main:
             write_manifest(tmp, step)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
+            commit_directory(tmp, final)
             self._prune()
         barrier()
         return final

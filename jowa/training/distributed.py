@@ -32,10 +32,6 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1 or dist.is_initialized()
-
 
 def detect_launcher(argv: list[str] | None = None) -> str:
     argv = sys.argv if argv is None else argv

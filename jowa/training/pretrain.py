@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from jowa.atomic import copy_directory
+from jowa.checkpoint import weights_identity as tokenizer_identity  # the name token shards record it under
 from jowa.config import ModelSize, apply_overrides, load_size, to_dict
 from jowa.games import check_game
 from jowa.training.config import TrainingConfig, load_training, micro_batch_size, validate
@@ -72,13 +73,6 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     """(model overrides without the `model.` prefix, training overrides)."""
     model = [o[len("model."):] for o in overrides if o.startswith("model.")]
     return model, [o for o in overrides if not o.startswith("model.")]
-
-
-def tokenizer_identity(directory: Path) -> str:
-    """The identity the token shards record for a tokenizer checkpoint (see jowa.data.tokenize)."""
-    from jowa.checkpoint import file_sha256
-
-    return f"sha256:{file_sha256(directory / 'model.safetensors')}"
 
 
 def read_index(tokens: Path) -> dict[str, Any]:
@@ -186,16 +180,6 @@ def _losses(outcome: StageOutcome) -> str:
     return "\n".join(lines)
 
 
-def _publish(source: Path, target: Path) -> None:
-    """Copy a checkpoint's module directory to `final/` (temp name + rename)."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-
-
 def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutcome:
     import numpy as np
 
@@ -233,7 +217,7 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
     if outcome.status == "finished" and ctx.is_main:
         assert outcome.checkpoint is not None
         p.tokenizer_dir.parent.mkdir(parents=True, exist_ok=True)
-        _publish(outcome.checkpoint / TOKENIZER, p.tokenizer_dir)
+        copy_directory(outcome.checkpoint / TOKENIZER, p.tokenizer_dir)
         p.record.mark("tokenizer", status="done", steps=outcome.state.step, checkpoint=str(outcome.checkpoint),
                       identity=tokenizer_identity(p.tokenizer_dir))
     barrier()
@@ -303,9 +287,9 @@ def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutco
     if outcome.status == "finished" and ctx.is_main:
         assert outcome.checkpoint is not None
         (options.out / FINAL).mkdir(parents=True, exist_ok=True)
-        _publish(outcome.checkpoint / WORLD_MODEL, options.out / FINAL / WORLD_MODEL)
+        copy_directory(outcome.checkpoint / WORLD_MODEL, options.out / FINAL / WORLD_MODEL)
         if p.tokenizer_dir != options.out / FINAL / "tokenizer":
-            _publish(p.tokenizer_dir, options.out / FINAL / "tokenizer")
+            copy_directory(p.tokenizer_dir, options.out / FINAL / "tokenizer")
         p.record.mark("world", status="done", steps=outcome.state.step, checkpoint=str(outcome.checkpoint),
                       tokenizer=identity, skipped_steps=outcome.state.skipped_steps)
     barrier()

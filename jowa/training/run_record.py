@@ -7,14 +7,14 @@ refused instead of silently mixing checkpoints of two architectures.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jowa.atomic import write_json
+
 RUN_FILE = "run.json"
-STAGES = ("tokenizer", "tokenize", "world")
 
 
 @dataclass
@@ -46,8 +46,4 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        data = {"size": self.size, "model": self.model, "stages": self.stages}
-        tmp = self.directory / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.directory / RUN_FILE)
+        write_json(self.directory / RUN_FILE, {"size": self.size, "model": self.model, "stages": self.stages})

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jowa.atomic import atomic_file
 from jowa.diagnostics import code_usage, motion_order, tokenizer_measures
 from jowa.tokenizer import Tokenizer
 from jowa.training.batches import BatchSource
@@ -69,11 +70,10 @@ class ReconstructionGrid:
         image = grid_image(self.frames, reconstruct(self.tokenizer, self.frames))
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"step_{step:08d}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
         import imageio.v3 as iio
 
-        iio.imwrite(tmp, image, extension=".png")
-        tmp.replace(path)
+        with atomic_file(path) as tmp:
+            iio.imwrite(tmp, image, extension=".png")
         if self.logger is not None:
             self.logger.image(step, "reconstructions", np.repeat(image[..., None], 3, axis=-1))
         self.written.append(path)
