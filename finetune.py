@@ -21,13 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without installing
 
+from jowa.data.source import SOURCE_HELP  # noqa: E402
+
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, type=Path,
                         help="pretrained run directory (RUN/final/{tokenizer,world_model})")
     parser.add_argument("--game", required=True, help="the game to adapt to, e.g. Breakout")
-    parser.add_argument("--replay", required=True, type=Path, help="replay root ({Game}/{run}/replay_logs)")
+    parser.add_argument("--replay", required=True, type=Path,
+                        help=SOURCE_HELP)
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--transitions", type=int, help="transitions of the game to train on (default 5000)")
     parser.add_argument("--from", dest="select", help="first | last | random | last-fraction=F")

@@ -21,12 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without installing
 
+from jowa.data.source import SOURCE_HELP  # noqa: E402
+
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", required=True, help="tiny, 40M, 70M or 150M")
     parser.add_argument("--out", required=True, type=Path, help="run directory")
-    parser.add_argument("--replay", type=Path, help="DQN-Replay root ({Game}/{run}/replay_logs)")
+    parser.add_argument("--replay", type=Path, help=SOURCE_HELP)
     parser.add_argument("--tokens", type=Path, help="existing token shards (skips the tokenize stage)")
     parser.add_argument("--tokenizer", type=Path, help="existing tokenizer checkpoint (skips stage 1)")
     parser.add_argument("--games", help="comma-separated subset of the games under --replay")

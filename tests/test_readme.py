@@ -40,6 +40,10 @@ EXERCISED: dict[str, list[str]] = {
         ["tests/test_shards.py::test_prepare_cli_tokenizes_a_subsample_and_shows_info"],
     "python data/atari/prepare.py info --out data/atari/tokens":
         ["tests/test_shards.py::test_prepare_cli_tokenizes_a_subsample_and_shows_info"],
+    "python data/atari/prepare.py export-minari --replay data/atari/replay --out data/minari":
+        ["tests/test_episode_sources.py::test_prepare_cli_exports_minari_and_tokenizes_it"],
+    "python pretrain.py --size tiny --replay minari:data/minari --out runs/tiny-minari":
+        ["tests/test_episode_sources.py::test_pretrain_and_finetune_from_minari_datasets"],
     "python pretrain.py --size tiny --replay data/atari/replay --out runs/tiny":
         ["tests/test_pretrain.py::test_every_stage_runs_and_a_rerun_continues_past_them", DEMO],
     # the same single-process path with another size preset; the GPU itself is not available to tests

@@ -1,8 +1,9 @@
-"""Prepare Atari data for stage 2: tokenize DQN-Replay episodes into webdataset token shards.
+"""Prepare Atari data for stage 2: tokenize episodes (DQN-Replay or Minari) into webdataset token shards.
 
     python data/atari/prepare.py tokenize --replay data/atari/replay --tokenizer runs/tokenizer --out data/atari/tokens
     python data/atari/prepare.py tokenize ... --runs-per-game 2 --transitions-per-game 10000000   # JOWA's subsample
     python data/atari/prepare.py info --out data/atari/tokens [--verify]    # sizes (and sha256) against index.json
+    python data/atari/prepare.py export-minari --replay data/atari/replay --out data/minari   # one dataset per game
 
 --tokenizer is a tokenizer checkpoint directory, "patch-quantizer" (a fixed, non-learned stand-in to test
 the pipeline) or "package.module:function". Re-running continues where an interrupted run stopped.
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from jowa.data.npy_gz import DataFileError  # noqa: E402
 from jowa.data.shards import INDEX_NAME, resolve_shards, verify_shards  # noqa: E402
+from jowa.data.source import SOURCE_HELP  # noqa: E402
 from jowa.data.tokenize_replay import tokenize_replay  # noqa: E402
 
 
@@ -46,6 +48,23 @@ def tokenize(args: argparse.Namespace) -> None:
             print(f"  {path}: {problem}")
     print(f"dropped fragments: {report.read.fragments} ({report.read.fragment_rows} rows)")
     info(argparse.Namespace(out=args.out, verify=False))
+
+
+def export(args: argparse.Namespace) -> None:
+    """Every episode of each game of a source as one local Minari dataset atari/<game>/<name>-v0."""
+    from jowa.data.minari_export import default_dataset_id, export_minari
+    from jowa.data.source import open_source
+
+    try:
+        source = open_source(args.replay)
+        games = [g.strip() for g in args.games.split(",")] if args.games else source.games()
+        if not games:
+            bad_input(f"{args.replay}: no games to export")
+        for game in games:
+            episodes = (e for run in source.runs(game) for e in source.read(game, run))
+            print(export_minari(episodes, args.out, default_dataset_id(game, args.name)))
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        bad_input(str(exc))
 
 
 def bad_input(message: str) -> NoReturn:
@@ -82,7 +101,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tok = sub.add_parser("tokenize", help="DQN-Replay episodes → token shards")
-    tok.add_argument("--replay", required=True, type=Path, help="DQN-Replay root ({Game}/{run}/replay_logs)")
+    tok.add_argument("--replay", required=True, type=Path,
+                     help=SOURCE_HELP)
     tok.add_argument("--tokenizer", required=True, help="checkpoint dir, 'patch-quantizer' or 'module:function'")
     tok.add_argument("--out", required=True, type=Path)
     tok.add_argument("--games", help="comma-separated; default: every game under --replay")
@@ -95,6 +115,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     tok.add_argument("--skip-bad", action="store_true", help="log and skip bad replay suffixes")
     tok.add_argument("--assume-full-chunks", action="store_true",
                      help="accept suffixes without add_count (downloads of the 4 $store$ arrays only)")
+    out = sub.add_parser("export-minari", help="episodes of a source → local Minari datasets (one per game)")
+    out.add_argument("--replay", required=True, type=Path, help=SOURCE_HELP)
+    out.add_argument("--out", required=True, type=Path, help="Minari datasets root (as MINARI_DATASETS_PATH)")
+    out.add_argument("--games", help="comma-separated; default: every game of --replay")
+    out.add_argument("--name", default="jowa", help="dataset name: ids are atari/<game>/<name>-v0")
     show = sub.add_parser("info", help="summarise a token-shard directory")
     show.add_argument("--out", required=True, type=Path)
     show.add_argument("--verify", action="store_true", help="also check every shard's sha256 (reads them all)")
@@ -103,10 +128,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    if args.command == "tokenize":
-        tokenize(args)
-    else:
-        info(args)
+    {"tokenize": tokenize, "export-minari": export, "info": info}[args.command](args)
 
 
 def _cuda() -> bool:

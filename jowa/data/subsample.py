@@ -7,6 +7,7 @@
    official script does (duplicates possible; `replace=False` draws distinct ones).
 Unlike the official script, an episode is only ever a whole one: each chunk's leading fragment (the
 end of an episode begun in the previous chunk) is joined to its start or dropped, never counted alone.
+It runs on any episode source (jowa.data.source): a Minari source's runs are its datasets.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jowa.data.episodes import Episode
-from jowa.data.replay import EpisodeSpan, ReadStats, list_runs, read_run, run_order, scan_run
+from jowa.data.replay import EpisodeSpan, ReadStats, run_order
+from jowa.data.source import EpisodeSource, open_source
 from jowa.games import check_game, task_id
 
 
@@ -52,19 +54,22 @@ class Selection:
 
 
 def select_episodes(
-    root: str | os.PathLike,
+    source: EpisodeSource | str | os.PathLike,
     game: str,
     runs: Sequence[str],
     transitions: int,
     *,
     seed: int = 0,
     replace: bool = True,
-    **scan_kwargs,
+    **options,
 ) -> Selection:
-    """Draw episodes of `game` from `runs` to total about `transitions` steps (in expectation)."""
-    spans: list[EpisodeSpan] = [s for run in runs for s in scan_run(root, game, run, **scan_kwargs)]
+    """Draw episodes of `game` from `runs` to total about `transitions` steps (in expectation).
+
+    `source`: an episode source or its spec (`jowa.data.source.open_source`, with `options`)."""
+    source = open_source(source, **options)
+    spans: list[EpisodeSpan] = [s for run in runs for s in source.scan(game, run)]
     if not spans:
-        raise ValueError(f"{game}: no complete episode in runs {list(runs)} under {root}")
+        raise ValueError(f"{game}: no complete episode in runs {list(runs)} under {source.root}")
     total = sum(s.length for s in spans)
     wanted = math.ceil(transitions / (total / len(spans)))
     rng = np.random.default_rng([seed, task_id(game)])
@@ -79,28 +84,29 @@ def select_episodes(
 
 
 def read_selection(
-    root: str | os.PathLike, selection: Selection, *, stats: ReadStats | None = None, **read_kwargs
+    source: EpisodeSource | str | os.PathLike, selection: Selection, *, stats: ReadStats | None = None, **options
 ) -> Iterator[tuple[Episode, int]]:
     """(episode, copies) for every chosen episode; only the chosen ones have their frames read."""
+    source = open_source(source, **options)
     for run in selection.runs:
         chosen = selection.copies[run]
         if chosen:
-            for episode in read_run(root, selection.game, run, want=lambda r, start: start in chosen,
-                                    stats=stats, **read_kwargs):
+            for episode in source.read(selection.game, run, want=lambda r, start: start in chosen, stats=stats):
                 yield episode, chosen[episode.start]
 
 
 def plan_subsample(
-    root: str | os.PathLike,
+    source: EpisodeSource | str | os.PathLike,
     games: Sequence[str],
     *,
     runs_per_game: int = 2,
     transitions_per_game: int = 10_000_000,
     seed: int = 0,
     replace: bool = True,
-    **scan_kwargs,
+    **options,
 ) -> dict[str, Selection]:
     """The official recipe over several games: choose runs, then draw episodes per game."""
-    runs = choose_runs({check_game(g): list_runs(root, g) for g in games}, runs_per_game, seed)
-    return {g: select_episodes(root, g, r, transitions_per_game, seed=seed, replace=replace, **scan_kwargs)
+    source = open_source(source, **options)
+    runs = choose_runs({check_game(g): source.runs(g) for g in games}, runs_per_game, seed)
+    return {g: select_episodes(source, g, r, transitions_per_game, seed=seed, replace=replace)
             for g, r in runs.items()}

@@ -1,4 +1,5 @@
-"""DQN-Replay → token shards: read episodes, encode every frame once, write resumable shards + index.
+"""Episodes → token shards: read episodes (any jowa.data.source), encode every frame once, write resumable
+shards + index.
 
 Each (game, run) is one stream of shards `{Game}-{run}-{i:05d}.tar`. Re-running skips the episodes held
 by finished shards (their frames are not even decompressed) and continues the numbering; unfinished
@@ -19,8 +20,9 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from jowa.data.episodes import Episode
-from jowa.data.replay import ReadStats, list_games, list_runs, read_run
+from jowa.data.replay import ReadStats
 from jowa.data.shards import ShardWriter, finished_records, write_index
+from jowa.data.source import EpisodeSource, open_source
 from jowa.data.subsample import plan_subsample
 from jowa.data.tokenize import Encoder, encode_episodes, load_encoder
 from jowa.games import check_game
@@ -75,7 +77,7 @@ class TokenizeReport:
 
 
 def tokenize_replay(
-    replay: str | os.PathLike,
+    replay: EpisodeSource | str | os.PathLike,
     encoder: str | Encoder,
     out: str | os.PathLike,
     *,
@@ -92,7 +94,9 @@ def tokenize_replay(
     assume_full_chunks: bool = False,
     progress: bool = True,
 ) -> TokenizeReport:
-    """Tokenize every complete episode (or JOWA's subsample when runs_per_game/transitions_per_game)."""
+    """Tokenize every complete episode (or JOWA's subsample when runs_per_game/transitions_per_game).
+
+    `replay`: an episode source or its spec (`open_source`; skip_bad/assume_full_chunks are DQN-Replay's)."""
     if isinstance(encoder, str):
         encode, identity = load_encoder(encoder, device)
     else:
@@ -102,19 +106,18 @@ def tokenize_replay(
     stale = sorted({r["tokenizer"] for r in records} - {identity})
     if stale:
         raise ValueError(f"{out} holds shards from tokenizer {stale[0]}, not {identity}; use another --out")
-    games = list_games(replay) if games is None else [check_game(g) for g in games]
-    read_kwargs = {"skip_bad": skip_bad, "assume_full_chunks": assume_full_chunks}
+    source = open_source(replay, skip_bad=skip_bad, assume_full_chunks=assume_full_chunks)
+    games = source.games() if games is None else [check_game(g) for g in games]
     stats = ReadStats()
     subsample = runs_per_game is not None or transitions_per_game is not None
     # The official recipe's values (2 runs, 10M transitions per game) fill in whichever is not given.
-    plan = plan_subsample(replay, games, runs_per_game=runs_per_game or 2,
-                          transitions_per_game=transitions_per_game or 10_000_000, seed=seed,
-                          **read_kwargs) if subsample else None
+    plan = plan_subsample(source, games, runs_per_game=runs_per_game or 2,
+                          transitions_per_game=transitions_per_game or 10_000_000, seed=seed) if subsample else None
 
     written = kept = episodes = transitions = 0
     bar = tqdm(unit="fr", disable=not progress, desc="tokenize")
     for game in games:
-        for run in (plan[game].runs if plan else [str(r) for r in (runs or list_runs(replay, game))]):
+        for run in (plan[game].runs if plan else [str(r) for r in (runs or source.runs(game))]):
             prefix = f"{game}-{run}"
             mine = [r for r in records if r["shard"].startswith(prefix + "-")]
             done = {e["id"].rsplit("/", 1)[0] for r in mine for e in r["episodes"]}  # "Game/run/start"
@@ -126,13 +129,13 @@ def tokenize_replay(
 
             if plan:
                 chosen = plan[game].copies[run]
-                source: Iterator[tuple[Episode, int]] = (
-                    (e, chosen[e.start]) for e in read_run(replay, game, run, stats=stats, **read_kwargs,
-                                                             want=lambda r_, s: s in chosen and want(r_, s)))
+                episodes_in: Iterator[tuple[Episode, int]] = (
+                    (e, chosen[e.start]) for e in source.read(game, run, stats=stats,
+                                                              want=lambda r_, s: s in chosen and want(r_, s)))
             else:
-                source = ((e, 1) for e in read_run(replay, game, run, want=want, stats=stats, **read_kwargs))
+                episodes_in = ((e, 1) for e in source.read(game, run, want=want, stats=stats))
             copies: dict[str, int] = {}
-            with_copies = ((e, copies.setdefault(e.key, c)) for e, c in prefetch(source))
+            with_copies = ((e, copies.setdefault(e.key, c)) for e, c in prefetch(episodes_in))
             writer = ShardWriter(out, prefix, identity, max_steps=max_steps_per_shard, first_index=first)
             for episode, tokens in encode_episodes(encode, (e for e, _ in with_copies), batch_frames=batch_frames,
                                                    device=device):
@@ -146,7 +149,8 @@ def tokenize_replay(
             writer.close()
             written += len(writer.finished)
     bar.close()
-    extra = {"source": {"replay": str(replay), "games": games, "subsample": {
+    where = source.describe() if isinstance(replay, EpisodeSource) else str(replay)
+    extra = {"source": {"replay": where, "kind": source.kind, "games": games, "subsample": {
         "runs_per_game": runs_per_game, "transitions_per_game": transitions_per_game, "seed": seed} if plan else None}}
     index = write_index(out, extra)
     if stats.skipped:

@@ -1,4 +1,5 @@
-"""The new game's few transitions: choose them in a replay directory, read them, tokenize them into memory.
+"""The new game's few transitions: choose them in an episode source (jowa.data.source), read them, tokenize
+them into memory.
 
 Selection (`data.select`) over the game's complete episodes, all runs in run order as one stream:
 - `first`: episodes from the start of the stream;
@@ -15,14 +16,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from jowa.data.episodes import Episode
-from jowa.data.replay import EpisodeSpan, list_runs, read_run, scan_run
+from jowa.data.replay import EpisodeSpan
+from jowa.data.source import EpisodeSource, open_source
 from jowa.data.tokenize import encode_episodes
 from jowa.games import check_game
 
@@ -84,15 +85,14 @@ def parse_selection(select: str) -> tuple[str, float]:
     raise ValueError(f"--from {select!r}: choose first, last, random or last-fraction=F")
 
 
-def game_spans(replay: str | os.PathLike, game: str) -> list[EpisodeSpan]:
-    """Every complete episode of `game` under `replay`, runs in run order (no frames are read)."""
-    game = check_game(game)
-    if not (Path(replay) / game).is_dir():
-        raise FileNotFoundError(f"No replay data for {game} under {replay} "
-                                f"(expected {Path(replay) / game}/<run>/replay_logs)")
-    spans = [span for run in list_runs(replay, game) for span in scan_run(replay, game, run)]
+def game_spans(replay: EpisodeSource | str | os.PathLike, game: str) -> list[EpisodeSpan]:
+    """Every complete episode of `game` in the source `replay`, runs in run order (no frames are read)."""
+    game, source = check_game(game), open_source(replay)
+    if game not in source.games():
+        raise FileNotFoundError(f"No replay data for {game} in {source.describe()} (it has {source.games()})")
+    spans = [span for run in source.runs(game) for span in source.scan(game, run)]
     if not spans:
-        raise NotEnoughData(f"{replay}/{game} holds no complete episode")
+        raise NotEnoughData(f"{source.describe()}: {game} holds no complete episode")
     return spans
 
 
@@ -125,20 +125,21 @@ def choose(spans: list[EpisodeSpan], transitions: int, select: str, seed: int = 
     return [p for _, p in sorted(picks, key=lambda item: item[0])]
 
 
-def read_picks(replay: str | os.PathLike, picks: list[Pick]) -> list[Episode]:
+def read_picks(replay: EpisodeSource | str | os.PathLike, picks: list[Pick]) -> list[Episode]:
     """The frames and labels of the picked pieces, in pick order."""
+    source = open_source(replay)
     by_run: dict[str, dict[int, Pick]] = {}
     for p in picks:
         by_run.setdefault(p.span.run, {})[p.span.start] = p
     found: dict[tuple[str, int], Episode] = {}
     game = picks[0].span.game
     for run, wanted in by_run.items():
-        for episode in read_run(replay, game, run, want=lambda r, start, w=wanted: start in w):
+        for episode in source.read(game, run, want=lambda r, start, w=wanted: start in w):
             p = wanted[episode.start]
             found[(run, episode.start)] = cut(episode, p.first, p.length)
     missing = [p for p in picks if (p.span.run, p.span.start) not in found]
     if missing:
-        raise RuntimeError(f"{replay}/{game}: episodes {[(p.span.run, p.span.start) for p in missing][:3]} "
+        raise RuntimeError(f"{source.describe()} {game}: episodes {[(p.span.run, p.span.start) for p in missing][:3]} "
                            f"were found by the scan but not when reading frames")
     return [found[(p.span.run, p.span.start)] for p in picks]
 
@@ -168,7 +169,7 @@ def tokenize(
 
 
 def load_game_data(
-    replay: str | os.PathLike, picks: list[Pick], tokenizer: torch.nn.Module, batch_frames: int,
+    replay: EpisodeSource | str | os.PathLike, picks: list[Pick], tokenizer: torch.nn.Module, batch_frames: int,
     device: torch.device, keep_frames: bool = False,
 ) -> GameData:
     """Read and tokenize the pieces `choose` picked (once, in `prepare`)."""

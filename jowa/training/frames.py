@@ -6,7 +6,7 @@ replay are reservoir-sampled into a bounded in-memory pool, then batches are dra
 replacement from it: the same distribution over real frames, without the padding quirk, and a
 memory bound that does not grow with the dataset.
 
-Reading unit = one replay chunk (game, run, suffix). Units are shuffled with the seed; with at least
+Reading unit = one part of a run of an episode source (game, run, part): a DQN-Replay chunk suffix. Units are shuffled with the seed; with at least
 as many units as ranks each rank reads its own units (disjoint frames), otherwise every rank reads
 all of them and draws its own random batches. Reading stops after `scan_limit` frames, an equal share
 per game.
@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from jowa.data.replay import list_games, list_runs, list_suffixes, read_run, replay_log_dir
+from jowa.data.source import EpisodeSource, open_source
 from jowa.diagnostics.pixels import background_frame
 from jowa.games import check_game, task_id
 
@@ -75,25 +74,22 @@ def _game_reservoir(pairs: int, frames: int, seed: int, rank: int, game: str) ->
     return _GameReservoir(np.empty((pairs, 84, 84, 2), np.uint8), np.empty((frames, 84, 84), np.uint8), rng)
 
 
-def replay_units(replay: Path, games: list[str]) -> list[tuple[str, str, int]]:
-    units = []
-    for game in games:
-        for run in list_runs(replay, game):
-            units += [(game, run, suffix) for suffix in list_suffixes(replay_log_dir(replay, game, run))]
-    return units
+def source_units(source: EpisodeSource, games: list[str]) -> list[tuple[str, str, int]]:
+    return [(game, run, part) for game in games for run in source.runs(game) for part in source.parts(game, run)]
 
 
 def load_frame_pool(
-    replay: str | os.PathLike, games: list[str] | None, max_frames: int, scan_limit: int, seed: int,
+    replay: EpisodeSource | str | os.PathLike, games: list[str] | None, max_frames: int, scan_limit: int, seed: int,
     rank: int = 0, world_size: int = 1, pairs: int = DIAGNOSTIC_PAIRS, background_frames: int = BACKGROUND_FRAMES,
 ) -> FramePool:
-    replay = Path(replay)
-    games = list_games(replay) if games is None else [check_game(g) for g in games]
+    """`replay`: an episode source or its spec (jowa.data.source.open_source)."""
+    source = open_source(replay)
+    games = source.games() if games is None else [check_game(g) for g in games]
     if not games:
-        raise ValueError(f"No game directories under the replay root {replay}")
-    units = replay_units(replay, games)
+        raise ValueError(f"No games in the episode source {source.describe()}")
+    units = source_units(source, games)
     if not units:
-        raise ValueError(f"No replay chunks under {replay} for {', '.join(games)}")
+        raise ValueError(f"No episodes in {source.describe()} for {', '.join(games)}")
     order = [units[i] for i in np.random.default_rng([seed, 7]).permutation(len(units))]
     mine = order[rank::world_size] if len(order) >= world_size else order
     rng = np.random.default_rng([seed, rank, 11])
@@ -104,10 +100,10 @@ def load_frame_pool(
     share = -(-scan_limit // len(games))
     read: dict[str, int] = {}
     diagnostics: dict[str, _GameReservoir] = {}
-    for game, run, suffix in mine:
+    for game, run, part in mine:
         if read.get(game, 0) >= share:
             continue
-        for episode in read_run(replay, game, run, suffixes=[suffix]):
+        for episode in source.read(game, run, parts=[part]):
             seen = _reservoir_add(pool, seen, episode.frames, rng)
             read[game] = read.get(game, 0) + len(episode.frames)
             if game not in diagnostics:
@@ -116,7 +112,7 @@ def load_frame_pool(
             if read[game] >= share:
                 break
     if seen == 0:
-        raise ValueError(f"No complete episodes in the replay chunks under {replay} ({len(mine)} read)")
+        raise ValueError(f"No complete episodes in the parts of {source.describe()} ({len(mine)} read)")
     return FramePool(pool[:min(seen, max_frames)], tuple(games), seen,
                      {g: x for g, r in diagnostics.items() if (x := r.sample()) is not None})
 

@@ -86,15 +86,18 @@ def read_index(tokens: Path) -> dict[str, Any]:
 
 
 def check_replay(replay: Path | None, games: list[str] | None) -> list[str]:
-    from jowa.data.replay import list_games
+    """The games to read from the episode source `replay` (DQN-Replay root, Minari datasets, or `kind:path`)."""
+    from jowa.data.source import open_source
 
     if replay is None:
         raise ValueError("--replay is needed to train the tokenizer or to tokenize (or pass --tokenizer/--tokens)")
-    if not replay.is_dir():
-        raise FileNotFoundError(f"Replay directory {replay} does not exist")
-    present = list_games(replay)
+    source = open_source(replay)
+    if not source.root.is_dir():
+        raise FileNotFoundError(f"Replay directory {source.root} does not exist")
+    present = source.games()
     if not present:
-        raise ValueError(f"Replay directory {replay} holds no game directories ({{Game}}/{{run}}/replay_logs)")
+        raise ValueError(f"Replay directory {replay} holds no game directories ({{Game}}/{{run}}/replay_logs) "
+                         f"and no Minari dataset (<id>/data/metadata.json)")
     wanted = present if games is None else [check_game(g) for g in games]
     missing = [g for g in wanted if g not in present]
     if missing:
