@@ -1,10 +1,11 @@
-"""Checkpoint directories: `config.json` + `model.safetensors`, written atomically.
+"""Checkpoint directories: `config.json` + `model.safetensors` + a model card (README.md), written atomically.
 
-`PretrainedMixin` gives a module `save_pretrained(dir)` / `from_pretrained(dir)` in the spirit of
-Hugging Face: the directory is self-describing (the config rebuilds the module), weights are
-safetensors (no pickle), and a crash mid-write never leaves a half-written checkpoint behind.
-config.json records the size and sha256 of the weights file; loading checks them and refuses
-non-finite weights, naming the file.
+`PretrainedMixin` is huggingface_hub's `ModelHubMixin` for our modules: `save_pretrained(dir)` (and
+`push_to_hub`) through the mixin, `from_pretrained(dir)` from a local directory. The directory is
+self-describing (the config rebuilds the module), weights are safetensors (no pickle), and a crash
+mid-write never leaves a half-written checkpoint behind. config.json records the size and sha256 of the
+weights file; loading checks them and refuses non-finite weights, naming the file. A model from the Hub
+is a directory too: `huggingface_hub.snapshot_download(repo_id)`, then `from_pretrained` on it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from huggingface_hub import ModelCard, ModelHubMixin
 from safetensors.torch import load_file, save_file
 
 from jowa.atomic import atomic_directory, commit_directory
 from jowa.config import from_dict, to_dict
+from jowa.model_card import LIBRARY, TAGS, model_card
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -66,26 +70,48 @@ def check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
                               f"{', …' if len(bad) > 3 else ''})")
 
 
-class PretrainedMixin:
-    """Mixin for `nn.Module`s built from a single dataclass config stored as `self.config`."""
+class PretrainedMixin(ModelHubMixin, library_name=LIBRARY, tags=TAGS):
+    """Mixin for `nn.Module`s built from a single dataclass config stored as `self.config`.
+
+    Saving goes through huggingface_hub's `ModelHubMixin.save_pretrained` (weights and config by
+    `_save_pretrained`, then the model card), into a temporary directory that replaces the target only
+    when complete; `push_to_hub` comes with the mixin. Loading reads local directories only (no network):
+    a directory pulled from the Hub (`huggingface_hub.snapshot_download`) loads like any other.
+    """
 
     config_class: ClassVar[type]
     kind: ClassVar[str]  # written into config.json so a directory says what it holds
 
-    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None,  # type: ignore[override]
+                        results: Mapping[str, Mapping[str, Any]] | None = None, **hub_kwargs: Any) -> Path:
+        """Write `directory` atomically; `extra` joins config.json, `results` (report.json `results.games`)
+        the model card's model-index. `hub_kwargs` as ModelHubMixin.save_pretrained (e.g. push_to_hub)."""
         directory = Path(directory)
         tmp = atomic_directory(directory)
         try:
-            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"kind": self.kind})
-            weights = {"bytes": (tmp / WEIGHTS_NAME).stat().st_size, "sha256": file_sha256(tmp / WEIGHTS_NAME)}
-            meta = {"kind": self.kind, "config": to_dict(self.config), **(extra or {}), "weights": weights}
-            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+            card = {"results": results, **(hub_kwargs.pop("model_card_kwargs", None) or {})}
+            ModelHubMixin.save_pretrained(self, tmp, model_card_kwargs=card, **hub_kwargs)
+            if extra:
+                meta = json.loads((tmp / CONFIG_NAME).read_text())
+                weights = meta.pop("weights")
+                (tmp / CONFIG_NAME).write_text(json.dumps({**meta, **extra, "weights": weights}, indent=2))
             commit_directory(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return directory
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Our layout: model.safetensors, and config.json with kind, config and the weights' size + sha256."""
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
+        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"kind": self.kind})
+        weights = {"bytes": (save_directory / WEIGHTS_NAME).stat().st_size,
+                   "sha256": file_sha256(save_directory / WEIGHTS_NAME)}
+        meta = {"kind": self.kind, "config": to_dict(self.config), "weights": weights}  # type: ignore[attr-defined]
+        (save_directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+
+    def generate_model_card(self, results: Mapping[str, Mapping[str, Any]] | None = None, **_: Any) -> ModelCard:
+        return model_card(self.kind, f"jowa-{self.kind}", results)
 
     @classmethod
     def read_meta(cls, directory: str | Path) -> dict[str, Any]:

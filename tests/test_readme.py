@@ -62,6 +62,8 @@ EXERCISED: dict[str, list[str]] = {
     "runs/official-150M": ["tests/test_parity.py::test_import_cli_writes_loadable_checkpoints"],
     "python -m jowa.compat.parity":
         ["tests/test_parity.py::test_cli_passes_on_the_fixtures_and_fails_on_a_mismatch"],
+    "python -m jowa.model_card runs/tiny/final/world_model runs/tiny/eval/greedy_jowa":
+        ["tests/test_model_card.py::test_a_report_attaches_to_a_saved_model"],
     "python -m jowa.model.summary --size 150M": ["tests/test_world_model.py::test_summary_cli_prints_the_official_counts"],
     "python plan.py --run runs/tiny --games Pong,Breakout --episodes 16 -K 2 -H 2 --context 6 --protocol jowa "
     "--envs 16": [PLAN_CLI, DEMO],

@@ -33,6 +33,7 @@ from jowa.finetuning.data import choose, game_spans
 from jowa.finetuning.options import FinetuneOptions, FinetunePlan
 from jowa.finetuning.task_rows import resolve_task_row
 from jowa.games import check_game, task_id
+from jowa.model_card import attach_report
 from jowa.training.loop import LoopSettings, StageOutcome, train_stage
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,7 @@ def finetune(options: FinetuneOptions) -> dict[str, Any]:
             report = evaluate_run(out / FINAL, plan.report, out / REPORT, str(plan.device), random_baseline=True,
                                   progress=options.progress, restart_other=True)
             summary["report"] = str(report / "report.md")
+            summary["model_card"] = str(attach_report(out / FINAL / "world_model", report))
             written = json.loads((report / "report.json").read_text())
             summary["report_returns"] = {
                 side: {k: written[key]["games"][plan.game][k] for k in ("mean", "returns")}
