@@ -6,12 +6,15 @@
 * `PAPER_SUMMARY`: the summary rows of the §8.6 table as fractions (84.7 % -> 0.847), rounded to 0.1
   percentage point as printed; the code's formulas recompute them from `PAPER_MEAN_SCORES`.
 * `PAPER_RAW_RETURNS`: the 16 raw returns per game behind the "with planning" columns.
-* `PAPER_PLANNING_SETTINGS`: the beam-search setting (context, beam width K, horizon H) behind each.
+* `PAPER_PLANNING_SETTINGS`: the beam-search setting (context, beam width K, horizon H) behind each, as
+  `configs/eval/jowa_*.yaml` hold them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from jowa.evaluation.settings_file import paper_settings
 
 
 @dataclass(frozen=True)
@@ -339,56 +342,12 @@ PAPER_RAW_RETURNS: dict[str, dict[str, tuple[int, ...]]] = {
     },
 }
 
+def _planning_settings(size: str) -> dict[str, PlanningSetting]:
+    horizon, table = paper_settings(size)
+    return {game: PlanningSetting(row.context, row.beam_width, horizon) for game, row in table.items()}
+
+
+# Read from configs/eval/jowa_*.yaml (what `plan.py --settings` takes): the table exists once.
 PAPER_PLANNING_SETTINGS: dict[str, dict[str, PlanningSetting]] = {
-    "JOWA_150M": {
-        "Assault": PlanningSetting(context=4, beam_width=2, horizon=2),
-        "Atlantis": PlanningSetting(context=2, beam_width=3, horizon=2),
-        "BeamRider": PlanningSetting(context=6, beam_width=2, horizon=2),
-        "Berzerk": PlanningSetting(context=1, beam_width=4, horizon=2),
-        "Carnival": PlanningSetting(context=4, beam_width=2, horizon=2),
-        "Centipede": PlanningSetting(context=6, beam_width=4, horizon=2),
-        "ChopperCommand": PlanningSetting(context=2, beam_width=4, horizon=2),
-        "DemonAttack": PlanningSetting(context=3, beam_width=2, horizon=2),
-        "NameThisGame": PlanningSetting(context=3, beam_width=2, horizon=2),
-        "Phoenix": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "Seaquest": PlanningSetting(context=6, beam_width=4, horizon=2),
-        "SpaceInvaders": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "StarGunner": PlanningSetting(context=2, beam_width=3, horizon=2),
-        "TimePilot": PlanningSetting(context=2, beam_width=4, horizon=2),
-        "Zaxxon": PlanningSetting(context=2, beam_width=4, horizon=2),
-    },
-    "JOWA_70M": {
-        "Assault": PlanningSetting(context=5, beam_width=2, horizon=2),
-        "Atlantis": PlanningSetting(context=2, beam_width=3, horizon=2),
-        "BeamRider": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "Berzerk": PlanningSetting(context=1, beam_width=4, horizon=2),
-        "Carnival": PlanningSetting(context=5, beam_width=2, horizon=2),
-        "Centipede": PlanningSetting(context=1, beam_width=4, horizon=2),
-        "ChopperCommand": PlanningSetting(context=4, beam_width=4, horizon=2),
-        "DemonAttack": PlanningSetting(context=3, beam_width=2, horizon=2),
-        "NameThisGame": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "Phoenix": PlanningSetting(context=1, beam_width=2, horizon=2),
-        "Seaquest": PlanningSetting(context=6, beam_width=4, horizon=2),
-        "SpaceInvaders": PlanningSetting(context=3, beam_width=2, horizon=2),
-        "StarGunner": PlanningSetting(context=6, beam_width=3, horizon=2),
-        "TimePilot": PlanningSetting(context=6, beam_width=4, horizon=2),
-        "Zaxxon": PlanningSetting(context=6, beam_width=4, horizon=2),
-    },
-    "JOWA_40M": {
-        "Assault": PlanningSetting(context=3, beam_width=2, horizon=2),
-        "Atlantis": PlanningSetting(context=4, beam_width=3, horizon=2),
-        "BeamRider": PlanningSetting(context=5, beam_width=2, horizon=2),
-        "Berzerk": PlanningSetting(context=6, beam_width=4, horizon=2),
-        "Carnival": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "Centipede": PlanningSetting(context=1, beam_width=4, horizon=2),
-        "ChopperCommand": PlanningSetting(context=1, beam_width=4, horizon=2),
-        "DemonAttack": PlanningSetting(context=3, beam_width=2, horizon=2),
-        "NameThisGame": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "Phoenix": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "Seaquest": PlanningSetting(context=2, beam_width=4, horizon=2),
-        "SpaceInvaders": PlanningSetting(context=2, beam_width=2, horizon=2),
-        "StarGunner": PlanningSetting(context=1, beam_width=3, horizon=2),
-        "TimePilot": PlanningSetting(context=6, beam_width=4, horizon=2),
-        "Zaxxon": PlanningSetting(context=2, beam_width=4, horizon=2),
-    },
+    f"JOWA_{size}": _planning_settings(size) for size in ("150M", "70M", "40M")
 }

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from jowa.checkpoint import WEIGHTS_NAME, file_sha256, find_model_dir
-from jowa.config import from_dict, load_yaml
 from jowa.evaluation.episode_log import EPISODES_NAME, EpisodeLog
 from jowa.evaluation.open_loop_report import TITLE as OPEN_LOOP_TITLE
 from jowa.evaluation.open_loop_report import open_loop_section
@@ -19,6 +18,7 @@ from jowa.evaluation.protocols import Protocol, get_protocol
 from jowa.evaluation.references import behaviour_actor_factory, behaviour_notes, reference_table
 from jowa.evaluation.report import EvaluationResults, write_report, write_video
 from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, play
+from jowa.evaluation.settings_file import TableEntry, read_settings_file
 from jowa.games import check_game, minimal_to_full, task_id
 from jowa.training.signals import StopRequest
 
@@ -30,35 +30,6 @@ MAX_BLOCKS = 8
 class GameSetting:
     context: int  # blocks of real history the agent keeps (the official buffer_size)
     beam_width: int  # K (nodes kept per depth)
-
-
-@dataclass
-class TableEntry:
-    """One game's row of a `--settings` file (configs/eval/*.yaml); unset keys keep the CLI values."""
-
-    context: int | None = None
-    beam_width: int | None = None
-
-
-@dataclass
-class SettingsFile:
-    horizon: int | None = None
-    games: dict[str, Any] = field(default_factory=dict)  # game → TableEntry fields
-
-
-def read_settings_file(path: Path) -> tuple[int | None, dict[str, TableEntry]]:
-    """The horizon and per-game rows of a settings file, strictly: unknown keys and games are errors."""
-    try:
-        data = load_yaml(SettingsFile, path)
-        table = {check_game(g): from_dict(TableEntry, v or {}, where=f"{path}: games.{g}")
-                 for g, v in data.games.items()}
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"settings file: {error.args[0]}") from error
-    values = {"horizon": data.horizon, **{f"games.{g}.{k}": v for g, e in table.items() for k, v in vars(e).items()}}
-    for key, value in values.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise ValueError(f"settings file {path}: {key} must be an integer, got {value!r}")
-    return data.horizon, table
 
 
 @dataclass
