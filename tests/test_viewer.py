@@ -97,7 +97,7 @@ def test_real_and_dream_steps(session) -> None:
         session.step(2)  # UP is not a Breakout action
     session.wake()
     assert session.state.mode == "real" and session.dream_memory is None
-    assert len(session.recording) >= 6 and session.recording[-1].shape == (84, 2 * 84 + 2)
+    assert len(session.recording) == 6 and session.recording[-1].shape == (84, 2 * 84 + 2)  # 2 resets + 4 steps
 
 
 def test_dream_reuses_the_planners_imagined_step_exactly(session) -> None:
@@ -152,3 +152,43 @@ def test_runs_are_resolved_like_plan_py_and_the_demo_layout(tmp_path) -> None:
     assert pong.run == demo / "finetune" and pong.known_games == ("Pong", "Breakout")
     unrecorded = resolve_run(make_run(tmp_path / "bare", None), "Seaquest")
     assert unrecorded.known_games is None and "does not record" in unrecorded.note
+
+
+def test_play_py_serves_on_localhost_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    run = make_run(tmp_path / "run")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(__file__).resolve().parent.parent / "play.py"
+    process = subprocess.Popen([sys.executable, str(script), "--run", str(run), "--game", "Breakout", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        lines = []
+        for line in process.stdout:  # up to the URL line
+            lines.append(line)
+            if "http://" in line:
+                break
+        assert f"at http://127.0.0.1:{port}/" in lines[-1], lines
+        for _ in range(100):  # the URL is printed just before uvicorn binds
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.1)
+        assert "<title>jowa: play inside the world model</title>" in page
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        assert "jowa viewer stopped" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()

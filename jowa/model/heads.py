@@ -17,6 +17,8 @@ class MLPHead(nn.Module):
         self.head_module = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, output_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, n, d] -> [B, n, out]
+        if x.shape[1] == 0 and not torch.is_grad_enabled():  # no position of this kind (cached one-token passes)
+            return x.new_empty(*x.shape[:-1], self.head_module[-1].out_features)
         return self.head_module(x)
 
 
@@ -66,6 +68,8 @@ class QEnsemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, n, d] -> [num_q, B, n, 18·51] logits, action-major (index = a·51 + atom)."""
         batch, length, dim = x.shape
+        if length == 0 and not torch.is_grad_enabled():  # no Q position in this pass: nothing to compute
+            return x.new_empty(self.num_members, batch, 0, self.params[9].shape[-1])
         h = x.reshape(1, batch * length, dim).expand(self.num_members, -1, -1)
         h = self._norm_mish(self.dropout(self._linear(h, 0, 1)), 2, 3)
         h = self._norm_mish(self._linear(h, 4, 5), 6, 7)

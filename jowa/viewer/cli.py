@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jowa viewer: {viewer.session.game} from {args.run} at http://{host}:{args.port}/  (Ctrl-C stops)", flush=True)
     config = uvicorn.Config(build_app(viewer), host=args.host, port=args.port, log_level="warning",
                             timeout_graceful_shutdown=3, ws_max_size=1 << 16)
-    uvicorn.Server(config).run()  # handles SIGINT/SIGTERM: closes the sockets, runs the lifespan's cleanup
+    try:  # uvicorn handles SIGINT/SIGTERM: closes the sockets, runs the lifespan's cleanup, then re-raises
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
     print("jowa viewer stopped", flush=True)
-    return 0
+    return 0  # Ctrl-C is how a viewer ends: nothing is left to continue

@@ -54,10 +54,9 @@ class Viewer:
     # ------------------------------------------------------------------ state
 
     def fps(self) -> float:
+        """Steps per second over the last 16 steps taken while running (kept when paused)."""
         times = self.step_times
-        if len(times) < 2 or time.perf_counter() - times[-1] > 2.0:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0])
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 else 0.0
 
     def view(self) -> dict[str, Any]:
         s = self.session
@@ -82,10 +81,11 @@ class Viewer:
 
     # ------------------------------------------------------------------ commands
 
-    async def _step(self, action: int | None) -> None:
+    async def _step(self, action: int | None, running: bool = False) -> None:
         async with self.lock:
             await asyncio.to_thread(self.session.step, action)
-            self.step_times.append(time.perf_counter())
+            if running:
+                self.step_times.append(time.perf_counter())
 
     def _next_action(self) -> int | None:
         """None = the planner's choice (agent mode); a person's held key, or the game's first action (NOOP)."""
@@ -107,6 +107,8 @@ class Viewer:
         elif kind == "step":
             await self._step(self._next_action())
         elif kind in ("run", "pause"):
+            if kind == "run" and not self.running:
+                self.step_times.clear()  # measure this run only
             self.running = kind == "run"
             self.wake_up.set()
         elif kind == "agent":
@@ -140,7 +142,7 @@ class Viewer:
                 continue
             started = time.perf_counter()
             try:
-                await self._step(self._next_action())
+                await self._step(self._next_action(), running=True)
             except Exception as error:  # keep the loop alive; the page shows what went wrong
                 self.running, self.message = False, f"stopped: {error}"
             await self.broadcast()

@@ -89,6 +89,7 @@ class PlaySession:
         self.real_memory.push(None, self._encode(self.real_frame))
         self.dream_memory: TokenMemory | None = None
         self._refresh()
+        self._record()
 
     def dream(self) -> None:
         """Continue from the current real context inside the world model."""
@@ -100,7 +101,7 @@ class PlaySession:
     def wake(self) -> None:
         """Back to the real game, where the dream left it."""
         self.dream_memory = None
-        self.state.mode, self.state.last = "real", LastStep()
+        self.state.mode, self.state.last, self.state.dream_steps, self.state.dream_return = "real", LastStep(), 0, 0.0
         self._refresh()
 
     def step(self, action: int | None = None) -> None:
@@ -109,6 +110,7 @@ class PlaySession:
             action = self.tree.chosen_action
         if action not in self.valid_actions:
             raise ValueError(f"{self.game}: action {action} is not one of {self.valid_actions}")
+        self.timings = Timings()
         if self.state.mode == "dream":
             if self.horizon_limit and self.state.dream_steps >= self.horizon_limit:
                 self.dream()  # DIAMOND-style: a bounded horizon restarts from reality
@@ -118,6 +120,7 @@ class PlaySession:
         else:
             self._real_step(action)
         self._refresh()
+        self._record()
 
     # ------------------------------------------------------------------ stepping
 
@@ -186,7 +189,6 @@ class PlaySession:
         name = "greedy" if self.options.horizon == 0 else (
             f"beam search K={self.options.beam_width} H={self.options.horizon}")
         self.tree: SearchTree = search_tree(result, 0, name)
-        self._record()
 
     def _record(self) -> None:
         gap = np.full((84, 2), 128, np.uint8)
