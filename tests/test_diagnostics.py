@@ -137,6 +137,8 @@ def test_uniform_q_gives_the_uniform_td_loss_and_no_spread(tiny_model: WorldActi
     m = critic_measures(tiny_model, batch, gamma=0.99)
     assert m["uniform_td_loss"] == pytest.approx(math.log(51))
     assert m["td_loss"] == pytest.approx(math.log(51), abs=1e-5) and m["q_spread"] == 0
+    # The bootstrapped target r + γz of a uniform distribution is itself nearly uniform: one copy narrows it by γ.
+    assert 0.98 * math.log(51) < m["td_target_entropy"] < m["td_loss"]
     assert tiny_model.training and tiny_model.transformer.training and not tiny_model.head_q_target.training
     assert torch.equal(torch.get_rng_state(), rng_before)  # eval mode: no dropout draws
 
@@ -216,6 +218,9 @@ def test_verdicts_follow_the_numbers() -> None:
     flat = {"td_loss": 3.92, "uniform_td_loss": math.log(51), "q_spread": 0.0, "q_return_correlation": math.nan,
             "q_return_mean_error": 0.1, "return_mean": 0.2}
     assert "at that of a uniform return distribution" in critic_verdict(flat)
+    assert "no return is learnt" in critic_verdict({**flat, "td_target_entropy": 1.0})
+    assert "target is still near-uniform" in critic_verdict({**flat, "td_target_entropy": 3.9})
+    assert "0.500 above its target's own entropy" in critic_verdict({**flat, "td_loss": 1.5, "td_target_entropy": 1.0})
     good = {**flat, "td_loss": 1.0, "q_return_correlation": 0.8}
     assert "below a uniform" in critic_verdict(good) and "Q tracks the observed" in critic_verdict(good)
 

@@ -24,7 +24,7 @@ TRAINING_KEYS = {
     "tokenizer": ("l1_all", "l1_foreground", "background_l1_foreground", "l1_changed", "background_l1_changed",
                   "code_usage", "code_perplexity"),
     "world": ("token_accuracy", "copy_token_accuracy", "changed_token_accuracy", "rewarded_accuracy",
-              "td_loss", "uniform_td_loss", "q_spread", "q_return_correlation"),
+              "td_loss", "td_target_entropy", "uniform_td_loss", "q_spread", "q_return_correlation"),
 }
 
 
@@ -112,14 +112,15 @@ def world_lines(rows: list[Mapping[str, Any]]) -> list[str]:
     if not rows:
         return [f"No game's token shards hold an episode to measure on."]
     lines = ["| game | steps (episodes) | tokens: model / copy last frame | changed tokens: fraction, model "
-             "accuracy | rewarded steps: fraction, model / majority | TD loss / ln(atoms) | Q spread | "
+             "accuracy | rewarded steps: fraction, model / majority | TD loss / target entropy / ln(atoms) | Q spread | "
              "Q vs return: correlation, mean error |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r['game']} | {r['steps']} ({r['episodes']}) | {_p(r['token_accuracy'])} / "
                      f"{_p(r['copy_token_accuracy'])} | {_p(r['changed_token_fraction'])}, "
                      f"{_p(r['changed_token_accuracy'])} | {_p(r['rewarded_fraction'])}, {_p(r['rewarded_accuracy'])} / "
-                     f"{_p(r['majority_rewarded_accuracy'])} | {_f(r['td_loss'])} / {_f(r['uniform_td_loss'])} | "
+                     f"{_p(r['majority_rewarded_accuracy'])} | {_f(r['td_loss'])} / {_f(r['td_target_entropy'])} / "
+                     f"{_f(r['uniform_td_loss'])} | "
                      f"{_f(r['q_spread'])} | {_f(r.get('q_return_correlation', float('nan')), 2)}, "
                      f"{_f(r.get('q_return_mean_error', float('nan')))} |")
     lines.append("")

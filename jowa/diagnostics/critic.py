@@ -1,5 +1,6 @@
-"""Critic measures: the TD loss beside that of a uniform return distribution, how much Q tells the valid
-actions apart, and whether Q tracks the discounted returns actually observed until the episodes end."""
+"""Critic measures: the TD loss beside that of a uniform return distribution and beside its target's own
+entropy (the lowest the cross-entropy can be), how much Q tells the valid actions apart, and whether Q
+tracks the discounted returns actually observed until the episodes end."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from jowa.data.batch import Batch
-from jowa.losses import c51_td_loss, td_rows
+from jowa.losses import c51_cross_entropy, td_prediction, td_rows, td_target
 from jowa.model.distributional import q_values
 from jowa.model.world_model import WorldActionModel, WorldModelOutput
 from jowa.diagnostics.world import eval_forward
@@ -53,15 +54,19 @@ def critic_measures(
     model: WorldActionModel, batch: Batch, gamma: float, returns: torch.Tensor | None = None,
     outputs: WorldModelOutput | None = None,
 ) -> dict[str, float]:
-    """TD loss (eval mode: no dropout) beside ln(Z), the Q spread, and with `returns` [B, T] (the
+    """TD loss (eval mode: no dropout) beside ln(Z) and the target's entropy, the Q spread, and with `returns` [B, T] (the
     returns-to-go of each step; only read where mask_padding holds) the Q-vs-return measures."""
     outputs = eval_forward(model, batch) if outputs is None else outputs
     assert outputs.logits_q_target is not None
     support, valid = model.atoms, model.valid_actions(batch.tasks)
-    td = c51_td_loss(outputs.logits_q, outputs.logits_q_target, batch.actions, batch.rewards,
-                     td_rows(batch.mask_padding, batch.ends), valid, support, gamma)
+    rows = td_rows(batch.mask_padding, batch.ends)
+    target = td_target(outputs.logits_q_target, batch.rewards, rows, valid, support, gamma)
+    td = c51_cross_entropy(target.projected, td_prediction(outputs.logits_q, batch.actions, rows))
     q = q_values(outputs.logits_q, support)  # [B, T, A]
+    # A TD loss near ln(Z) can mean "learns nothing" or "its target is itself near-uniform": from a uniform
+    # start each hard target copy narrows the bootstrapped distribution by only γ (docs/diagnosis.md).
     measures = {"td_loss": float(td), "uniform_td_loss": uniform_td_loss(support.numel()),
+                "td_target_entropy": float(c51_cross_entropy(target.projected, target.projected)),
                 "q_spread": q_spread(q, valid, batch.mask_padding)}
     if returns is not None:
         taken = q.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)[batch.mask_padding]

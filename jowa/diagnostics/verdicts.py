@@ -55,11 +55,18 @@ def world_verdict(m: Mapping[str, float]) -> str:
 
 def critic_verdict(m: Mapping[str, float]) -> str:
     """From `critic_measures` keys: has the critic learnt anything about returns and actions?"""
-    td, uniform = m["td_loss"], m["uniform_td_loss"]
+    td, uniform, entropy = m["td_loss"], m["uniform_td_loss"], m.get("td_target_entropy", math.nan)
     if td >= (1 - UNIFORM_MARGIN) * uniform:
-        text = f"The TD loss {td:.3f} is at that of a uniform return distribution (ln atoms = {uniform:.3f}): no return is learnt"
+        text = f"The TD loss {td:.3f} is at that of a uniform return distribution (ln atoms = {uniform:.3f})"
+        if not math.isnan(entropy) and entropy >= (1 - UNIFORM_MARGIN) * uniform:
+            text += (f", but so is its target's own entropy ({entropy:.3f}, the lowest the loss can be): the "
+                     "bootstrapped target is still near-uniform, too few target copies have narrowed it")
+        else:
+            text += ": no return is learnt"
     else:
         text = f"The TD loss {td:.3f} is below a uniform return distribution's ({uniform:.3f})"
+        if not math.isnan(entropy):
+            text += f", {td - entropy:.3f} above its target's own entropy ({entropy:.3f})"
     text += f"; Q differs by {m['q_spread']:.3f} on average between the best and worst valid action"
     r = m.get("q_return_correlation", math.nan)
     if "q_return_mean_error" not in m:
