@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without installing
 
-from jowa.viewer.cli import main  # noqa: E402
+from jowa.viewer.cli import main, parse  # noqa: E402,F401  (parse: the README check reads it)
 
 if __name__ == "__main__":
     sys.exit(main())

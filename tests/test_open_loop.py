@@ -96,3 +96,17 @@ def test_evaluation_report_carries_the_open_loop_section(nets, tmp_path) -> None
     assert [r["horizon"] for r in rows] == [1, 2, 3, 4, 5]
     assert "![open-loop Breakout](open_loop_Breakout.png)" in (out / "report.md").read_text()
     assert (out / "open_loop_Breakout.png").stat().st_size > 10_000
+
+
+def test_the_demo_report_copies_each_evaluations_open_loop_figure(tmp_path) -> None:
+    from jowa.evaluation.open_loop_report import copy_open_loop_figures
+
+    plan = tmp_path / "eval" / "pretrained_plan"
+    plan.mkdir(parents=True)
+    (plan / "open_loop_Breakout.png").write_bytes(b"\x89PNG fake")
+    target = tmp_path / "report"
+    target.mkdir()
+    lines = copy_open_loop_figures([("pretrained model", plan), ("fine-tuned model", tmp_path / "eval" / "none")], target)
+    assert (target / "pretrained_plan_open_loop_Breakout.png").read_bytes() == b"\x89PNG fake"
+    assert "![pretrained model open-loop](pretrained_plan_open_loop_Breakout.png)" in lines
+    assert sum(line.startswith("**") for line in lines) == 1  # the missing report adds nothing

@@ -79,6 +79,12 @@ EXERCISED: dict[str, list[str]] = {
     "python finetune.py --run runs/150M --game Pong --replay /data/dqn-replay --from last-fraction=0.2 --imagine "
     "--out runs/150M-pong": [FINETUNE],
     "python plan.py --run runs/tiny-breakout --games Breakout --episodes 8 --greedy": [PLAN_CLI, FINETUNE],
+    "python play.py --run runs/demo --game Breakout": [
+        "tests/test_viewer.py::test_runs_are_resolved_like_plan_py_and_the_demo_layout",
+        "tests/test_viewer.py::test_play_py_serves_on_localhost_and_stops_cleanly_on_ctrl_c"],
+    "python play.py --run runs/tiny-breakout --game Breakout -K 2 -H 2 --port 9000": [
+        "tests/test_viewer.py::test_play_py_serves_on_localhost_and_stops_cleanly_on_ctrl_c",
+        "tests/test_viewer_browser.py::test_the_page_plays_dreams_plans_and_saves"],
     "make bench": ["Makefile:bench", "tests/test_benchmarks.py"],
     "make study": ["Makefile:study", STUDY],
     "python study.py --budget cpu --behaviour runs/behaviour": [STUDY, STUDY_CHECKS],

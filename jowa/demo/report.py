@@ -18,6 +18,7 @@ import torch
 from jowa.atomic import write_text
 from jowa.demo.config import DemoConfig
 from jowa.demo.measures import measures_section
+from jowa.evaluation.open_loop_report import copy_open_loop_figures
 from jowa.training.logger import read_metrics
 
 CURVE_STAGES = (("tokenizer", "pretrain/tokenizer", "Tokenizer (VQ-VAE)"),
@@ -316,6 +317,15 @@ def write_demo_report(out: Path, config: DemoConfig, record: Mapping[str, Any]) 
         md += ["", "## 6. Videos", "", "The first planned episode of each game: the real frame (left) beside its "
                "reconstruction from the agent's 36 tokens (right).", ""]
         md += [f"![{name}]({name})" for name in videos]
+
+    loops = copy_open_loop_figures([("pretrained model", out / "eval" / "pretrained_plan"),
+                                    ("fine-tuned model", out / "eval" / "finetuned_plan")], report)
+    if loops:
+        md += ["", "## 7. Open-loop imagination", "", "Real segments (random valid actions): the model sees the first "
+               "frames, then imagines the rest under the real actions, each imagined frame fed back. Rows: truth, "
+               "model, |error|; right, the accuracy per horizon on the tokens that change and of the reward signs. "
+               f"To play inside the model yourself: `python play.py --run {out} --game {config.held_out}`.", "",
+               *loops]
 
     md += ["", "## Where everything is", "",
            f"- Pretraining run: `{out / 'pretrain'}` (TensorBoard: `tensorboard --logdir {out / 'pretrain'}`)",

@@ -172,3 +172,18 @@ def plot_open_loop(result: GameOpenLoop, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def copy_open_loop_figures(reports: list[tuple[str, Path]], target: Path) -> list[str]:
+    """For a report made of evaluation reports (the demo's): copy their open-loop PNGs into `target` and
+    return the markdown that shows them, each with the table of its evaluation report beside a link."""
+    import shutil
+
+    lines: list[str] = []
+    for label, report in reports:
+        for png in sorted(Path(report).glob("open_loop_*.png")):
+            name = f"{Path(report).name}_{png.name}"
+            shutil.copyfile(png, target / name)
+            lines += [f"**{label}, {png.stem.removeprefix('open_loop_')}** (per-horizon table: "
+                      f"`{Path(report) / 'report.md'}`)", "", f"![{label} open-loop]({name})", ""]
+    return lines

@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
+    except KeyboardInterrupt:
+        print("stopped before the server started", file=sys.stderr, flush=True)
+        return 3
     import uvicorn
 
     from jowa.viewer.server import build_app
@@ -95,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jowa viewer: {viewer.session.game} from {args.run} at http://{host}:{args.port}/  (Ctrl-C stops)", flush=True)
     config = uvicorn.Config(build_app(viewer), host=args.host, port=args.port, log_level="warning",
                             timeout_graceful_shutdown=3, ws_max_size=1 << 16)
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:  # stop stepping first, then let uvicorn close
+            viewer.stop()
+            super().handle_exit(sig, frame)
+
     try:  # uvicorn handles SIGINT/SIGTERM: closes the sockets, runs the lifespan's cleanup, then re-raises
-        uvicorn.Server(config).run()
+        Server(config).run()
     except KeyboardInterrupt:
         pass
     print("jowa viewer stopped", flush=True)

@@ -50,6 +50,11 @@ class Viewer:
         self.step_times: deque[float] = deque(maxlen=16)
         self.saved: Path | None = None
         self.message = ""
+        self.stopping = False  # set on Ctrl-C: no new step starts, so shutdown waits for one step at most
+
+    def stop(self) -> None:
+        """From the signal handler: plain flags only (the waiting run loop is cancelled at shutdown)."""
+        self.stopping, self.running = True, False
 
     # ------------------------------------------------------------------ state
 
@@ -71,8 +76,13 @@ class Viewer:
             "real_png": png_base64(s.real_frame), "model_png": png_base64(s.model_frame),
         }
 
+    async def snapshot(self) -> dict[str, Any]:
+        """The view, read under the lock: never half-way through a step the worker thread is taking."""
+        async with self.lock:
+            return self.view()
+
     async def broadcast(self) -> None:
-        view = self.view()
+        view = await self.snapshot()
         for ws in list(self.clients):
             try:
                 await ws.send_json(view)
@@ -82,6 +92,8 @@ class Viewer:
     # ------------------------------------------------------------------ commands
 
     async def _step(self, action: int | None, running: bool = False) -> None:
+        if self.stopping:
+            return
         async with self.lock:
             await asyncio.to_thread(self.session.step, action)
             if running:
@@ -96,6 +108,9 @@ class Viewer:
     async def handle(self, command: dict[str, Any]) -> None:
         kind = command.get("cmd")
         self.message = ""
+        if kind in ("act", "step") and not self.running and self.lock.locked():
+            self.message = "busy: the model is still computing the last step (key ignored)"  # no backlog of keys
+            return
         if kind == "act":
             action = int(command["action"])
             if self.running:
@@ -135,7 +150,7 @@ class Viewer:
 
     async def run_loop(self) -> None:
         """Steps while running, at most `max_fps` per second."""
-        while True:
+        while not self.stopping:
             if not self.running:
                 self.wake_up.clear()
                 await self.wake_up.wait()
@@ -152,7 +167,7 @@ class Viewer:
         await ws.accept()
         self.clients.add(ws)
         try:
-            await ws.send_json(self.view())
+            await ws.send_json(await self.snapshot())
             while True:
                 command = await ws.receive_json()
                 try:
@@ -160,8 +175,11 @@ class Viewer:
                 except (ValueError, KeyError, TypeError, RuntimeError) as error:
                     self.message = f"error: {error}"
                 await self.broadcast()
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, asyncio.CancelledError):  # the page left, or shutdown outwaited a step
             pass
+        except RuntimeError:  # the server closed the socket first (shutdown); older Starlette raises it plainly
+            if ws.application_state.name == "CONNECTED" and ws.client_state.name == "CONNECTED":
+                raise
         finally:
             self.clients.discard(ws)
 

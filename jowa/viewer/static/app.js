@@ -33,7 +33,8 @@ function pressedAction(parts) {
 
 function keyHint(name) {
   if (name === "NOOP") return "(no key)";
-  return ["UP", "DOWN", "RIGHT", "LEFT", "FIRE"].filter((p) => name.includes(p)).map((p) => PART_KEY[p]).join(" + ");
+  const arrows = ["UP", "DOWN", "RIGHT", "LEFT"].filter((p) => name.includes(p)).map((p) => PART_KEY[p]).join("");
+  return [arrows, name.includes("FIRE") ? "Space" : ""].filter(Boolean).join(" + ");
 }
 
 const COMMAND_KEYS = {
