@@ -95,7 +95,7 @@ function drawStatus(v) {
   $("model").className = dream ? "dream" : "";
   $("status").textContent = `episode ${v.episode} · real step ${v.real_steps} · return ${fmt(v.real_return, 0)}` +
     (dream ? ` · dream return (Σ r̂) ${v.dream_return}` : "");
-  $("fps").textContent = `${fmt(v.fps, 1)} fps${v.running ? "" : " (last run)"}`;
+  $("fps").textContent = v.running || v.fps > 0 ? `${fmt(v.fps, 1)} fps${v.running ? "" : " (last run)"}` : "fps: press P to run";
   $("real-caption").textContent = dream ? `real emulator (waiting at step ${v.real_steps})` : "real emulator";
   $("model-caption").textContent = dream ? `world model: dream, ${v.dream_steps} steps imagined`
     : "world model (reconstruction of its 36 tokens)";
