@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout 
 
 from jowa.checkpoint import CheckpointError  # noqa: E402
 from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
-from jowa.evaluation.runner import EvaluationStopped, evaluate_run, resolve_settings  # noqa: E402
+from jowa.evaluation.config import EvalConfig, resolve  # noqa: E402
+from jowa.evaluation.runner import EvaluationStopped, evaluate_run  # noqa: E402
 from jowa.training.distributed import pick_device  # noqa: E402
 
 
@@ -28,7 +29,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--games", required=True, help="comma-separated game names, e.g. Pong,Breakout")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per game")
     parser.add_argument("-K", "--beam-width", type=int, default=2)
-    parser.add_argument("-H", "--horizon", type=int, default=2)
+    parser.add_argument("-H", "--horizon", type=int, default=2, help="0 = greedy (as --greedy)")
     parser.add_argument("--context", type=int, default=6, help="blocks of real history in the agent's memory")
     parser.add_argument("--greedy", action="store_true", help="no planning: argmax of Q")
     parser.add_argument("--settings", type=Path, help="per-game context/K table, e.g. configs/eval/jowa_150M.yaml")
@@ -50,14 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        settings = resolve_settings(
-            args.games.split(","), args.episodes, args.protocol, args.beam_width, args.horizon, args.context,
-            args.envs, args.greedy, args.settings, args.seed, args.max_steps,
+        config = EvalConfig(
+            episodes=args.episodes, protocol=args.protocol, horizon=0 if args.greedy else args.horizon,
+            beam_width=args.beam_width, context=args.context, num_envs=args.envs, max_episode_steps=args.max_steps,
+            seed=args.seed, settings=None if args.settings is None else str(args.settings),
+            video_frames=args.video_frames if args.video else 0,
         )
+        settings = resolve(config, args.games.split(","))
         name = "greedy" if settings.horizon == 0 else f"plan_H{settings.horizon}"
         out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
         out = evaluate_run(args.run, settings, out, str(pick_device(args.device, 0)), args.random_baseline,
-                           args.video_frames if args.video else 0, behaviour=args.behaviour)
+                           config.video_frames, behaviour=args.behaviour)
     except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

@@ -142,8 +142,8 @@ def main() -> None:
 
     tokenizer = Tokenizer.from_pretrained(pretrained / "final" / "tokenizer").eval()
     heldout = heldout_batches(replay, args.game, args.transitions, args.heldout, tokenizer)
-    overrides = ["evaluation.every=0", f"evaluation.final_episodes={args.episodes}",
-                 f"evaluation.num_envs={args.episodes}", f"evaluation.final_max_episode_steps={args.max_steps}",
+    overrides = ["evaluation.every=0", f"evaluation.final.episodes={args.episodes}",
+                 f"evaluation.final.num_envs={args.episodes}", f"evaluation.final.max_episode_steps={args.max_steps}",
                  "logging.progress_bar=false", "logging.every=25", f"checkpoint.every={args.curve_every}",
                  f"checkpoint.keep_last={args.steps // args.curve_every + 1}", *args.overrides]
     rows = {}

@@ -20,9 +20,9 @@ QUICK = [
     "tokenizer.grid_every=3,world.steps=4,world.critic_start=2,world.batch_size=4,checkpoint.every=2,"
     "logging.every=1,logging.progress_bar=false,data.num_workers=0,data.shuffle_buffer=16]",
     "finetune.overrides=[steps=2,batch_size=4,tokenizer.train=true,tokenizer.frames=4,checkpoint.every=2,logging.every=1,logging.progress_bar=false,"
-    "evaluation.every=2,evaluation.episodes=1,evaluation.num_envs=1,evaluation.max_episode_steps=4,"
-    "evaluation.final_episodes=0]",
-    "evaluation.episodes=1", "evaluation.max_steps=6", "evaluation.envs=2", "evaluation.video_frames=4",
+    "evaluation.every=2,evaluation.periodic.episodes=1,evaluation.periodic.num_envs=1,"
+    "evaluation.periodic.max_episode_steps=4,evaluation.final.episodes=0]",
+    "evaluation.episodes=1", "evaluation.max_episode_steps=6", "evaluation.num_envs=2", "evaluation.video_frames=4",
 ]
 
 

@@ -172,7 +172,7 @@ PRETRAIN_FAST = [
     "logging.progress_bar=false", "data.num_workers=0", "data.shuffle_buffer=16",
 ]
 FINETUNE_FAST = ["batch_size=4", "checkpoint.every=2", "logging.every=1", "logging.progress_bar=false",
-                 "evaluation.every=0", "evaluation.final_episodes=0"]
+                 "evaluation.every=0", "evaluation.final.episodes=0"]
 
 
 @pytest.mark.slow

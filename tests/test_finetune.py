@@ -28,8 +28,8 @@ from jowa.tokenizer import Tokenizer
 REPO = Path(__file__).resolve().parent.parent
 FAST = [
     "batch_size=4", "target_update_every=2", "checkpoint.every=2", "logging.every=1", "logging.progress_bar=false",
-    "imagination.after=2", "evaluation.every=2", "evaluation.episodes=1", "evaluation.num_envs=1",
-    "evaluation.max_episode_steps=6", "evaluation.final_episodes=1", "evaluation.final_max_episode_steps=6",
+    "imagination.after=2", "evaluation.every=2", "evaluation.periodic.episodes=1", "evaluation.periodic.num_envs=1",
+    "evaluation.periodic.max_episode_steps=6", "evaluation.final.episodes=1", "evaluation.final.max_episode_steps=6",
 ]
 
 
@@ -125,7 +125,7 @@ def test_finetune_cli_trains_and_writes_the_final_model(pretrained: Path, replay
 def test_frozen_backbone_and_tokenizer_finetuning(pretrained: Path, replay: Path, tmp_path: Path) -> None:
     out = tmp_path / "heads"
     overrides = [*FAST, "train=heads_and_task", "tokenizer.train=true", "tokenizer.frames=4", "evaluation.every=0",
-                 "evaluation.final_episodes=0"]
+                 "evaluation.final.episodes=0"]
     summary = finetune(options(pretrained, replay, out, steps=2, imagine=False, overrides=overrides))
     assert summary["final"]["selected"] == "last" and "report" not in summary
     assert summary["parameters"]["frozen"] > 0 and summary["parameters"]["tokenizer"] > 0

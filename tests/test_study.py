@@ -24,8 +24,8 @@ SMOKE = [
     "pretrain.sizes={tiny: [], small: [model.world_model.embed_dim=160]}", "pretrain.transitions_per_game=300",
     "finetune.transitions=100", "finetune.select=last-fraction=1.0",
     "finetune.overrides=[steps=2,batch_size=4,tokenizer.train=true,tokenizer.frames=4,checkpoint.every=2,"
-    "logging.every=1,logging.progress_bar=false,evaluation.every=0,evaluation.final_episodes=0]",
-    "evaluation.episodes=2", "evaluation.max_steps=10", "evaluation.envs=4", "device=cpu",
+    "logging.every=1,logging.progress_bar=false,evaluation.every=0,evaluation.final.episodes=0]",
+    "evaluation.episodes=2", "evaluation.max_episode_steps=10", "evaluation.num_envs=4", "device=cpu",
 ]
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jowa.config import CONFIG_DIR, apply_overrides, load_yaml
+from jowa.evaluation.config import EvalConfig
 from jowa.games import check_game
 
 
@@ -34,25 +35,16 @@ class FinetuneSettings:
 
 
 @dataclass
-class EvaluationSettings:
-    episodes: int = 3  # per game and policy
-    max_steps: int = 300  # agent steps per episode (the jowa protocol otherwise, capped for time)
-    beam_width: int = 2  # K
-    horizon: int = 1  # H of the planning evaluation (the greedy one has H = 0)
-    context: int = 6
-    envs: int = 16
-    protocol: str = "jowa"
-    video_frames: int = 150  # GIF of each game's first planned episode; 0 = none
-
-
-@dataclass
 class DemoConfig:
     games: list[str] = field(default_factory=lambda: ["Breakout", "SpaceInvaders", "Assault"])  # pretraining
     held_out: str = "Pong"  # never seen in pretraining; fine-tuned on
     collect: CollectSettings = field(default_factory=CollectSettings)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
-    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    # per game and policy; H of the planning evaluation (the greedy one has H = 0); the jowa protocol capped for time;
+    # a GIF of each game's first planned episode
+    evaluation: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=3, horizon=1, max_episode_steps=300,
+                                                                      video_frames=150))
     seed: int = 0
 
     @property
@@ -76,7 +68,8 @@ def load_demo(path: str | Path = CONFIG_DIR / "demo.yaml", overrides: list[str] 
         raise ValueError(f"demo configuration: fine-tuning on {config.finetune.transitions} transitions needs at "
                          f"least that many collected (collect.held_out_transitions={config.collect.held_out_transitions})")
     e = config.evaluation
-    if min(e.episodes, e.max_steps, e.envs, e.beam_width, e.horizon, e.context) < 1:
-        raise ValueError("demo configuration: evaluation episodes, max_steps, envs, beam_width, horizon and "
-                         "context must be >= 1")
+    if e.max_episode_steps is None or min(e.episodes, e.max_episode_steps, e.num_envs, e.beam_width, e.horizon,
+                                          e.context) < 1:
+        raise ValueError("demo configuration: evaluation episodes, max_episode_steps, num_envs, beam_width, horizon "
+                         "and context must be >= 1")
     return config

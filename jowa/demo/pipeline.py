@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -89,15 +90,14 @@ def finetune_stage(out: Path, config: DemoConfig) -> dict[str, Any]:
 def evaluate_stage(out: Path, config: DemoConfig) -> dict[str, Any]:
     """Every game, planning and greedy, beside a random policy: pretraining games with the pretrained
     model, the held-out game with the fine-tuned one."""
-    from jowa.evaluation.runner import evaluate_run, resolve_settings
+    from jowa.evaluation.config import resolve
+    from jowa.evaluation.runner import evaluate_run
 
     e = config.evaluation
     reports = {}
     for name, model, planning in EVALUATIONS:
         games = config.games if model == "pretrain" else [config.held_out]
-        settings = resolve_settings(games, e.episodes, e.protocol, e.beam_width, e.horizon if planning else 0,
-                                    e.context, e.envs, greedy=not planning, seed=config.seed,
-                                    max_episode_steps=e.max_steps)
+        settings = resolve(replace(e, horizon=e.horizon if planning else 0, seed=config.seed), games)
         report = evaluate_run(out / model, settings, out / "eval" / name, random_baseline=planning,
                               video_frames=e.video_frames if planning else 0, restart_other=True)
         reports[name] = str(report)

@@ -103,7 +103,7 @@ def returns_verdict(rows: Sequence[Mapping[str, Any]], config: DemoConfig) -> st
                  "of CPU training and only random-policy data, from which the Q heads learn little about good "
                  "play, while the world model learns fast (the losses above). ")
     text += (f"Means over {config.evaluation.episodes} episodes per game, each capped at "
-             f"{config.evaluation.max_steps} agent steps.")
+             f"{config.evaluation.max_episode_steps} agent steps.")
     return text
 
 

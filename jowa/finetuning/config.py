@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jowa.config import CONFIG_DIR, CriticLossConfig, load_yaml
+from jowa.evaluation.config import EvalConfig
 from jowa.training.config import SCHEDULES, CheckpointConfig, LoggingConfig
 
 TRAIN_MODES: tuple[str, ...] = ("all", "freeze_backbone", "heads_and_task")
@@ -50,20 +51,13 @@ class ImaginationConfig:
 
 @dataclass
 class FinetuneEvalConfig:
-    """Periodic evaluation during training (keeps the best checkpoint) and the final report."""
+    """Periodic evaluation during training (keeps the best checkpoint) and the final report on the selected
+    checkpoint, each an `EvalConfig` (its seed is the run's). The official in-training evaluation: greedy on Q,
+    8 blocks of context, 180 s of play (2,700 agent steps at 15 per second)."""
 
     every: int = 156  # steps between evaluations (official: every epoch ≈ 5k / 32); 0 = never
-    episodes: int = 16
-    num_envs: int = 16
-    horizon: int = 0  # 0 = greedy on Q (official in-training evaluation); > 0 = beam search
-    beam_width: int = 2
-    context: int = 8  # blocks of real history (official in-training evaluation: 8)
-    protocol: str = "jowa"
-    max_episode_steps: int = 2700  # 180 s of play at 15 agent steps/s (the official 180 s limit)
-    final_episodes: int = 16  # the final report, on the selected checkpoint; 0 = no report
-    final_horizon: int = 0
-    final_context: int = 8
-    final_max_episode_steps: int = 27_000
+    periodic: EvalConfig = field(default_factory=lambda: EvalConfig(horizon=0, context=8, max_episode_steps=2700))
+    final: EvalConfig = field(default_factory=lambda: EvalConfig(horizon=0, context=8, max_episode_steps=27_000))
 
 
 @dataclass
@@ -126,8 +120,9 @@ def validate(config: FinetuneConfig) -> None:
         (not i.enabled or round(config.batch_size * i.fraction) >= 1, "imagination.fraction × batch_size rounds to 0"),
         (not i.enabled or round(config.batch_size * i.fraction) < config.batch_size,
          "imagination.fraction × batch_size leaves no real segments"),
-        (e.every >= 0 and e.episodes >= 1 and e.num_envs >= 1, "evaluation: every >= 0, episodes and num_envs >= 1"),
-        (e.final_episodes >= 0, "evaluation.final_episodes must be >= 0"),
+        (e.every >= 0 and e.periodic.episodes >= 1 and e.periodic.num_envs >= 1,
+         "evaluation: every >= 0, periodic.episodes and periodic.num_envs >= 1"),
+        (e.final.episodes >= 0 and e.final.num_envs >= 1, "evaluation.final: episodes >= 0 (0: no report), num_envs >= 1"),
         (config.tokenizer.frames >= 1, "tokenizer.frames must be >= 1"),
     ]
     for ok, message in checks:

@@ -20,14 +20,15 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from jowa.atomic import copy_directory, write_json
 from jowa.checkpoint import CheckpointError, find_model_dir, weights_identity
 from jowa.config import apply_overrides, to_dict
-from jowa.evaluation.runner import EvaluationSettings, evaluate_run, resolve_settings
+from jowa.evaluation.config import resolve
+from jowa.evaluation.runner import EvaluationSettings, evaluate_run
 from jowa.finetuning.config import FinetuneConfig, load_finetune, validate
 from jowa.finetuning.data import choose, game_spans
 from jowa.finetuning.options import FinetuneOptions, FinetunePlan
@@ -86,16 +87,10 @@ def _config(options: FinetuneOptions, size: str | None) -> FinetuneConfig:
 
 
 def _settings(game: str, config: FinetuneConfig, final: bool) -> EvaluationSettings | None:
-    e = config.evaluation
-    episodes = e.final_episodes if final else (e.episodes if e.every > 0 else 0)
-    if episodes == 0:
+    e = config.evaluation.final if final else config.evaluation.periodic
+    if e.episodes == 0 or (not final and config.evaluation.every == 0):
         return None
-    horizon = e.final_horizon if final else e.horizon
-    return resolve_settings(
-        [game], episodes, e.protocol, e.beam_width, horizon, e.final_context if final else e.context,
-        min(e.num_envs, episodes), greedy=horizon == 0, seed=config.seed,
-        max_episode_steps=e.final_max_episode_steps if final else e.max_episode_steps,
-    )
+    return resolve(replace(e, num_envs=min(e.num_envs, e.episodes), seed=config.seed), [game])
 
 
 def prepare(options: FinetuneOptions) -> FinetunePlan:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jowa.config import CONFIG_DIR, apply_overrides, load_size, load_yaml
+from jowa.evaluation.config import EvalConfig
 from jowa.games import check_game
 
 STUDY_CONFIGS = CONFIG_DIR / "study"
@@ -53,17 +54,6 @@ class FinetuneSettings:
 
 
 @dataclass
-class EvaluationSettings:
-    episodes: int = 8  # per game and agent
-    max_steps: int = 1000  # agent-step cap per episode (the protocol's otherwise)
-    protocol: str = "standard"  # sticky actions 0.25, ε = 0.001
-    beam_width: int = 2  # K
-    horizon: int = 1  # H of the planning agent (greedy: H = 0)
-    context: int = 6
-    envs: int = 16
-
-
-@dataclass
 class StudyConfig:
     budget: str = "cpu"  # what the budget is meant for, shown in RESULTS.md
     games: list[str] = field(default_factory=lambda: ["Seaquest", "DemonAttack", "Assault", "Atlantis"])
@@ -71,7 +61,9 @@ class StudyConfig:
     behaviour: BehaviourSettings = field(default_factory=BehaviourSettings)
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
-    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    # per game and agent, sticky actions 0.25 and ε = 0.001, H of the planning agent (greedy: H = 0)
+    evaluation: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=8, protocol="standard", horizon=1,
+                                                                      max_episode_steps=1000))
     estimated_minutes: dict[str, float] = field(default_factory=dict)  # per stage group, shown beside the actual
     device: str = "auto"  # training and evaluation: auto = the GPU when there is one
     seed: int = 0
@@ -150,6 +142,7 @@ def load_study(budget: str | Path = "cpu", overrides: list[str] | None = None) -
         _fail(f"finetune.transitions must be in [1, behaviour.transitions={b.transitions}]")
     e = config.evaluation
     get_protocol(e.protocol)
-    if min(e.episodes, e.max_steps, e.envs, e.beam_width, e.horizon, e.context) < 1:
-        _fail("evaluation episodes, max_steps, envs, beam_width, horizon and context must be >= 1")
+    if e.max_episode_steps is None or min(e.episodes, e.max_episode_steps, e.num_envs, e.beam_width, e.horizon,
+                                          e.context) < 1:
+        _fail("evaluation episodes, max_episode_steps, num_envs, beam_width, horizon and context must be >= 1")
     return config

@@ -119,7 +119,7 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
           f"- Wall time: {data['wall_minutes']:.1f} min over {data['attempts']} attempt(s) (started {data['started_utc']})",
           f"- Behaviour data: `{data['behaviour_dir']}` "
           f"({'made by this study' if data['behaviour']['made_here'] else 'made earlier, given with --behaviour'})",
-          f"- Evaluation: protocol `{e['protocol']}` (sticky actions), each episode capped at {e['max_steps']} agent "
+          f"- Evaluation: protocol `{e['protocol']}` (sticky actions), each episode capped at {e['max_episode_steps']} agent "
           f"steps, {e['episodes']} episodes per game and agent; planning K={e['beam_width']}, H={e['horizon']}, "
           f"context {e['context']}; ± is the 95 % Student-t interval of the mean.", "",
           f"## Success criteria: {met} of {len(data['criteria'])} met", "",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -181,14 +181,15 @@ def world_stage(size: str) -> Callable[[Study], dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ evaluation
 
 def _evaluate(s: Study, run: Path, games: list[str], name: str, planning: bool, references: bool) -> str:
-    from jowa.evaluation.runner import EvaluationStopped, evaluate_run, resolve_settings
+    from jowa.evaluation.config import resolve
+    from jowa.evaluation.runner import EvaluationStopped, evaluate_run
 
     e = s.config.evaluation
-    settings = resolve_settings(games, e.episodes, e.protocol, e.beam_width, e.horizon if planning else 0,
-                                e.context, min(e.envs, e.episodes * len(games)), greedy=not planning,
-                                seed=s.config.seed, max_episode_steps=e.max_steps)
+    envs = min(e.num_envs, e.episodes * len(games))
+    settings = resolve(replace(e, horizon=e.horizon if planning else 0, num_envs=envs, seed=s.config.seed), games)
     try:
         report = evaluate_run(run, settings, s.evaluation(name), device=device(s.config), random_baseline=references,
+                              video_frames=e.video_frames if planning else 0,
                               behaviour=s.behaviour if references else None, restart_other=True)
     except EvaluationStopped as error:
         raise StudyStopped(str(error)) from None
