@@ -14,7 +14,7 @@ from jowa.compat.comparison import assert_close
 from jowa.config import TokenizerConfig
 from jowa.tokenizer import Tokenizer
 from jowa.tokenizer.lpips import LPIPS
-from jowa.tokenizer.parity import load_small_tokenizer, small_tokenizer_config, tokenizer_parity
+from jowa.compat.tokenizer_parity import load_small_tokenizer, small_tokenizer_config, tokenizer_parity
 from jowa.tokenizer.quantizer import commitment_loss, nearest_tokens, squared_distances, straight_through
 
 

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from jowa.compat.import_official import import_tokenizer, import_world_model
+from jowa.compat.tokenizer_parity import reference_numerics, small_tokenizer_config, tokenizer_parity
 from jowa.config import CriticLossConfig, WorldModelConfig
 from jowa.data.batch import Batch
 from jowa.games import action_masks
@@ -32,7 +33,6 @@ from jowa.model.layout import ACTION_HEAD, OBS_HEAD, Q_HEAD, full_window_positio
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses, interleave
 from jowa.compat.comparison import ATOL, RTOL, ParityRow, compare
-from jowa.tokenizer.parity import reference_numerics, small_tokenizer_config, tokenizer_parity
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "jowa"
 
