@@ -59,10 +59,11 @@ def start_server(size: str, game: str, beam_width: int, horizon: int, out: Path)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(build_app(viewer), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     while not server.started:
         time.sleep(0.05)
-    return viewer, server, f"http://127.0.0.1:{port}/"
+    return viewer, server, thread, f"http://127.0.0.1:{port}/"
 
 
 def browser(profile: Path):
@@ -89,7 +90,7 @@ def main() -> int:
     from selenium.webdriver.common.by import By
 
     with tempfile.TemporaryDirectory() as tmp:
-        viewer, server, url = start_server(args.size, args.game, args.K, args.H, Path(tmp))
+        viewer, server, thread, url = start_server(args.size, args.game, args.K, args.H, Path(tmp))
         driver = browser(Path(tmp) / "profile")
         try:
             driver.get(url)
@@ -106,6 +107,8 @@ def main() -> int:
                 time.sleep(args.seconds)
                 body.send_keys("p")
                 time.sleep(1.0)
+                while viewer.lock.locked():  # the step in flight when paused
+                    time.sleep(0.1)
                 cpu_ms = 1000 * (time.process_time() - cpu) / max(1, len(viewer.session.recording) - steps)
                 fps = float(driver.find_element(By.ID, "fps").text.split()[0])
                 rows.append((mode, fps, cpu_ms, dict(viewer.session.timings.as_dict())))
@@ -115,6 +118,7 @@ def main() -> int:
         finally:
             driver.quit()
             server.should_exit = True
+            thread.join(timeout=30)  # the lifespan's cleanup closes the emulator
     load = os.getloadavg()[0]
     print(f"viewer fps: size {args.size}, {args.game}, beam search K={args.K} H={args.H}, agent playing, "
           f"1 torch thread, {cpu_name()} ({os.cpu_count()} cores, load average {load:.1f})")
