@@ -192,3 +192,15 @@ def test_play_py_serves_on_localhost_and_stops_cleanly_on_ctrl_c(tmp_path) -> No
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_planner_view_off_skips_planning_but_the_agent_still_plans(session) -> None:
+    session.reset()
+    session.planner_view = False
+    session.step(0)
+    assert session.plan_stale and session.timings.plan_ms == 0.0  # a person's step: no planner
+    session.dream()
+    assert session._planned_step(0) is None  # a stale plan is never reused for the dream
+    session.step(None)  # the agent's step plans first
+    assert session.timings.plan_ms > 0.0
+    session.planner_view = True

@@ -70,7 +70,7 @@ class Viewer:
             "game": s.game, "mode": state.mode, "real_steps": state.real_steps, "real_return": state.real_return,
             "episode": state.episode, "dream_steps": state.dream_steps, "dream_return": state.dream_return,
             "horizon_limit": s.horizon_limit, "last": vars(state.last), "running": self.running,
-            "agent": self.agent, "fps": round(self.fps(), 2), "timings": s.timings.as_dict(),
+            "agent": self.agent, "planner_view": s.planner_view, "plan_stale": s.plan_stale, "fps": round(self.fps(), 2), "timings": s.timings.as_dict(),
             "actions": s.action_legend(), "tree": s.tree.to_json(), "message": self.message,
             "recorded_frames": len(s.recording), "saved": None if self.saved is None else str(self.saved),
             "real_png": png_base64(s.real_frame), "model_png": png_base64(s.model_frame),
@@ -132,6 +132,11 @@ class Viewer:
             async with self.lock:
                 method = {"dream": self.session.dream, "real": self.session.wake, "reset": self.session.reset}[kind]
                 await asyncio.to_thread(method)
+        elif kind == "planner_view":
+            self.session.planner_view = bool(command.get("on", not self.session.planner_view))
+            if self.session.planner_view and self.session.plan_stale:
+                async with self.lock:
+                    await asyncio.to_thread(self.session._plan_now)
         elif kind == "horizon":
             self.session.horizon_limit = max(0, self.session.horizon_limit + int(command.get("delta", 0)))
         elif kind == "save":

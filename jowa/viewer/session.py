@@ -74,6 +74,9 @@ class PlaySession:
         self.seed = seed
         self.env = make_env(game, sticky=sticky, max_episode_steps=None)
         self.horizon_limit = 0  # dream steps before the dream restarts from the real context (0: never)
+        # Off: a person's steps skip the planner (its tree then shows an earlier step; faster play).
+        self.planner_view = True
+        self.plan_stale = True
         self.timings = Timings()
         self.recording: list[np.ndarray] = []
         self.state = SessionState()
@@ -106,11 +109,13 @@ class PlaySession:
 
     def step(self, action: int | None = None) -> None:
         """One step with `action` (a full-set index valid in the game) or, with None, the planner's choice."""
+        self.timings = Timings()
         if action is None:
+            if self.plan_stale:  # the planner view is off: plan now, the agent needs the decision
+                self._plan_now()
             action = self.tree.chosen_action
         if action not in self.valid_actions:
             raise ValueError(f"{self.game}: action {action} is not one of {self.valid_actions}")
-        self.timings = Timings()
         if self.state.mode == "dream":
             if self.horizon_limit and self.state.dream_steps >= self.horizon_limit:
                 self.dream()  # DIAMOND-style: a bounded horizon restarts from reality
@@ -156,7 +161,7 @@ class PlaySession:
     def _planned_step(self, action: int) -> tuple[torch.Tensor, int, torch.Tensor, float, bool] | None:
         """The planner's depth-1 node for `action`, if it expanded one from this very context: the same
         model, context and decoding as imagining it again, so the dream reuses it (37 passes saved)."""
-        traces = self._plan.traces[0] if self._plan.traces else []
+        traces = self._plan.traces[0] if self._plan.traces and not self.plan_stale else []
         if not traces or self.dream_memory.capacity != self._dream_capacity():
             return None
         first = traces[0]
@@ -182,6 +187,14 @@ class PlaySession:
         decoded = self.tokenizer.decode_tokens(memory.frames[-1][None].to(self.device)).float()
         self.model_frame = (decoded[0, 0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         self.timings.decode_ms = 1000 * (time.perf_counter() - started)
+        self.plan_stale = True
+        if self.planner_view:
+            self._plan_now()
+
+    @torch.no_grad()
+    def _plan_now(self) -> None:
+        """The real planner, traced, on the current context (the decision the agent takes from here)."""
+        memory = self.dream_memory if self.state.mode == "dream" else self.real_memory
         started = time.perf_counter()
         result = plan(self.model, [memory.context()], self.task, self.options, trace=True)
         self.timings.plan_ms = 1000 * (time.perf_counter() - started)
@@ -189,6 +202,7 @@ class PlaySession:
         name = "greedy" if self.options.horizon == 0 else (
             f"beam search K={self.options.beam_width} H={self.options.horizon}")
         self.tree: SearchTree = search_tree(result, 0, name)
+        self.plan_stale = False
 
     def _record(self) -> None:
         gap = np.full((84, 2), 128, np.uint8)

@@ -39,12 +39,13 @@ function keyHint(name) {
 
 const COMMAND_KEYS = {
   Enter: { cmd: "step" }, p: { cmd: "toggle" }, a: { cmd: "agent" }, d: { cmd: "dream" }, r: { cmd: "real" },
-  x: { cmd: "reset" }, g: { cmd: "save", format: "gif" }, "[": { cmd: "horizon", delta: -1 }, "]": { cmd: "horizon", delta: 1 },
+  x: { cmd: "reset" }, v: { cmd: "planner_view" }, g: { cmd: "save", format: "gif" }, "[": { cmd: "horizon", delta: -1 }, "]": { cmd: "horizon", delta: 1 },
 };
 
 function command(msg) {
   if (msg.cmd === "toggle") return send({ cmd: view && view.running ? "pause" : "run" });
   if (msg.cmd === "agent") return send({ cmd: "agent", on: !(view && view.agent) });
+  if (msg.cmd === "planner_view") return send({ cmd: "planner_view", on: !(view && view.planner_view) });
   send(msg);
 }
 
@@ -71,7 +72,7 @@ document.addEventListener("keyup", (e) => {
 const BUTTONS = {
   "btn-step": { cmd: "step" }, "btn-run": { cmd: "toggle" }, "btn-agent": { cmd: "agent" }, "btn-dream": { cmd: "dream" },
   "btn-real": { cmd: "real" }, "btn-reset": { cmd: "reset" }, "btn-gif": { cmd: "save", format: "gif" },
-  "btn-mp4": { cmd: "save", format: "mp4" }, "btn-hminus": { cmd: "horizon", delta: -1 }, "btn-hplus": { cmd: "horizon", delta: 1 },
+  "btn-mp4": { cmd: "save", format: "mp4" }, "btn-planner": { cmd: "planner_view" }, "btn-hminus": { cmd: "horizon", delta: -1 }, "btn-hplus": { cmd: "horizon", delta: 1 },
 };
 for (const [id, msg] of Object.entries(BUTTONS)) $(id).addEventListener("click", () => command(msg));
 
@@ -105,6 +106,8 @@ function drawStatus(v) {
   $("btn-run").className = v.running ? "on" : "";
   $("btn-agent").textContent = `Agent: ${v.agent ? "on" : "off"}`;
   $("btn-agent").className = v.agent ? "on" : "";
+  $("btn-planner").textContent = `Planner view: ${v.planner_view ? "on" : "off"}`;
+  $("btn-planner").className = v.planner_view ? "on" : "";
   const l = v.last;
   const name = l.action === null ? "—" : (v.actions.find((a) => a.id === l.action) || { name: l.action }).name;
   $("last").textContent = l.action === null ? "no step yet" : dream
@@ -192,7 +195,7 @@ function drawQBars(g, q, x0, y0, width, height) {
 
 function drawRootQ(v) {
   const root = v.tree.nodes[0];
-  $("planner-name").textContent = v.tree.planner;
+  $("planner-name").textContent = v.tree.planner + (v.plan_stale ? " (view off: an earlier step's decision)" : "");
   $("chosen").textContent = actionLabel(v, v.tree.chosen_action);
   $("rootq").replaceChildren(...v.actions.map((a) => {
     const span = document.createElement("span");
