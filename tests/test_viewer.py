@@ -77,7 +77,9 @@ def test_tree_has_every_beam_node_with_probabilities_and_the_planner_decision() 
     assert child.reward_sign == int(step.rewards[0])
     assert child.reward_prob == pytest.approx(float(step.reward_probs[0, child.reward_sign + 1]), rel=1e-5)
     assert child.end_prob == pytest.approx(float(step.end_probs[0]), rel=1e-5, abs=1e-7)
-    assert child.q == pytest.approx([v if v > -1e30 else None for v in step.q_values[0].tolist()], rel=1e-5)
+    expected = step.q_values[0].tolist()  # invalid actions are masked to -inf and shown as None
+    assert [q is None for q in child.q] == [v <= -1e30 for v in expected]
+    assert [q for q in child.q if q is not None] == pytest.approx([v for v in expected if v > -1e30], rel=1e-5)
     assert json.dumps(tree.to_json(), allow_nan=False)  # plain JSON for the page
 
 
