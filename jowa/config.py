@@ -94,6 +94,9 @@ class CriticLossConfig:
     gamma: float = 0.99
     cql_weight: float = 0.1
     supervised_weight: float = 0.1
+    # Ours, off in the official recipe: pick the bootstrap action a* with the online head and read its return
+    # distribution from the target head (double Q), against the max-over-actions drift of docs/diagnosis.md.
+    double_q: bool = False
 
 
 @dataclass

@@ -123,13 +123,15 @@ class TDTarget:
 @torch.no_grad()
 def td_target(
     logits_q_target: torch.Tensor, rewards: torch.Tensor, rows: TDRows, valid_actions: torch.Tensor,
-    support: torch.Tensor, gamma: float,
+    support: torch.Tensor, gamma: float, logits_q_select: torch.Tensor | None = None,
 ) -> TDTarget:
-    """Bootstrap from the target head: a* = argmax over valid actions of its Q (no double-Q)."""
+    """Bootstrap from the target head: a* = argmax over valid actions of its Q (official), or of the online
+    head's Q when `logits_q_select` (the online logits) is given (double Q)."""
     num_atoms = support.numel()
     target = weighted_distribution(logits_q_target, num_atoms)  # [B, T, A, Z]
-    target_q = expected_q(target, support).masked_fill(~valid_actions[:, None, :], float("-inf"))  # [B, T, A]
-    best = target_q.argmax(dim=-1, keepdim=True)  # [B, T, 1]
+    chooser = target if logits_q_select is None else weighted_distribution(logits_q_select, num_atoms)
+    chooser_q = expected_q(chooser, support).masked_fill(~valid_actions[:, None, :], float("-inf"))  # [B, T, A]
+    best = chooser_q.argmax(dim=-1, keepdim=True)  # [B, T, 1]
     best_dist = target.gather(2, best[..., None].expand(-1, -1, 1, num_atoms)).squeeze(2)  # [B, T, Z]
     num_terminal = int(rows.terminal.sum())
     weights = torch.cat([best_dist[rows.following], best_dist.new_full((num_terminal, num_atoms), 1 / num_atoms)])
@@ -147,14 +149,15 @@ def c51_cross_entropy(projected: torch.Tensor, predicted: torch.Tensor) -> torch
 
 def c51_td_loss(
     logits_q: torch.Tensor, logits_q_target: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
-    rows: TDRows, valid_actions: torch.Tensor, support: torch.Tensor, gamma: float,
+    rows: TDRows, valid_actions: torch.Tensor, support: torch.Tensor, gamma: float, double_q: bool = False,
 ) -> torch.Tensor:
     """1-step distributional TD loss (docs/official_jowa.md §5.2).
 
     logits_q / logits_q_target [M, B, T, A·Z]; actions [B, T]; rewards [B, T] as stored;
-    valid_actions [B, A].
+    valid_actions [B, A]; `double_q` selects a* with the online head (ours, off in the official recipe).
     """
-    target = td_target(logits_q_target, rewards, rows, valid_actions, support, gamma)
+    select = logits_q.detach() if double_q else None
+    target = td_target(logits_q_target, rewards, rows, valid_actions, support, gamma, select)
     return c51_cross_entropy(target.projected, td_prediction(logits_q, actions, rows))
 
 

@@ -110,10 +110,13 @@ def test_reward_accuracy_on_rewarded_steps_beside_the_majority_class() -> None:
     assert right["rewarded_accuracy"] == 1 and right["reward_accuracy"] == 1
 
 
-def make_batch(tokens: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor | None = None) -> Batch:
+def make_batch(tokens: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor | None = None,
+               actions: torch.Tensor | None = None) -> Batch:
     b, t = mask.shape
+    tokens = tokens[:b]
     ends = torch.zeros(b, t, dtype=torch.long)
-    return Batch(observations=tokens * mask[..., None], actions=torch.ones(b, t, dtype=torch.long) * mask,
+    actions = torch.ones(b, t, dtype=torch.long) if actions is None else actions
+    return Batch(observations=tokens * mask[..., None], actions=actions * mask,
                  rewards=torch.zeros(b, t) if rewards is None else rewards, ends=ends, mask_padding=mask,
                  tasks=torch.tensor([13, 39][:b]))  # Breakout (4 valid actions), Pong (6)
 
@@ -276,3 +279,39 @@ def test_world_hook_measures_a_fixed_batch_of_held_episodes(tmp_path: Path, tiny
     assert m["uniform_td_loss"] == pytest.approx(math.log(51)) and m["rewarded_fraction"] == pytest.approx(4 / 29)
     assert -1 <= m["q_return_correlation"] <= 1 and m["q_spread"] >= 0
     assert tiny_model.training and torch.equal(torch.get_rng_state(), rng)
+
+
+def test_double_q_bootstraps_the_online_heads_choice_from_the_target_head() -> None:
+    from jowa.losses import td_rows, td_target
+
+    support = torch.linspace(-10, 30, 51)
+    # one member, one row of two steps, two valid actions of 18; logits [M, B, T, A·Z]
+    target = torch.zeros(1, 1, 2, 18, 51)
+    target[..., 0, -1] = 20.0  # the target head: action 0 is worth ~30
+    target[..., 1, 0] = 20.0   # action 1 is worth ~−10
+    online = torch.zeros(1, 1, 2, 18, 51)
+    online[..., 1, -1] = 20.0  # the online head prefers action 1
+    valid = torch.zeros(1, 18, dtype=torch.bool)
+    valid[0, :2] = True
+    rows = td_rows(torch.ones(1, 2, dtype=torch.bool), torch.zeros(1, 2))
+    rewards = torch.zeros(1, 2)
+    official = td_target(target.flatten(-2), rewards, rows, valid, support, 0.99)
+    double = td_target(target.flatten(-2), rewards, rows, valid, support, 0.99, online.flatten(-2))
+    assert official.best_actions.tolist() == [[0, 0]] and double.best_actions.tolist() == [[1, 1]]
+    # the value still comes from the target head: a* = 1 bootstraps its ~−10, projected at γ·(−10) ≈ −9.9
+    assert float((official.projected * support).sum(-1)) == pytest.approx(0.99 * 30, abs=0.05)
+    assert float((double.projected * support).sum(-1)) == pytest.approx(0.99 * -10, abs=0.05)
+
+
+def test_action_agreement_counts_the_valid_argmax_against_the_data() -> None:
+    from jowa.diagnostics.critic import action_agreement
+
+    q = torch.zeros(1, 4, 18)
+    q[..., 17] = 9.0          # invalid: never the greedy action
+    q[0, :3, 2] = 1.0         # greedy picks 2 on the first three steps, 0 (first of the ties) on the last
+    valid = torch.zeros(1, 18, dtype=torch.bool)
+    valid[0, :4] = True
+    batch = make_batch(static_tokens(changed=True), torch.tensor([[True, True, True, False]]),
+                       actions=torch.tensor([[2, 2, 1, 0]]))
+    m = action_agreement(q, valid, batch)
+    assert m["greedy_matches_data"] == pytest.approx(2 / 3) and m["most_common_action_share"] == pytest.approx(2 / 3)

@@ -50,6 +50,17 @@ def return_measures(q_taken: np.ndarray, returns: np.ndarray) -> dict[str, float
             "return_mean": float(g.mean())}
 
 
+def action_agreement(q: torch.Tensor, valid_actions: torch.Tensor, batch: Batch) -> dict[str, float]:
+    """How often argmax Q over the valid actions is the data's action, beside the share of the data's most
+    common action (what a critic that ignores the screen and always picks that action would score)."""
+    greedy = q.masked_fill(~valid_actions[:, None, :], -math.inf).argmax(-1)[batch.mask_padding]
+    actions = batch.actions[batch.mask_padding]
+    if actions.numel() == 0:
+        return {"greedy_matches_data": math.nan, "most_common_action_share": math.nan}
+    share = float(torch.bincount(actions).max()) / actions.numel()
+    return {"greedy_matches_data": float((greedy == actions).float().mean()), "most_common_action_share": share}
+
+
 def critic_measures(
     model: WorldActionModel, batch: Batch, gamma: float, returns: torch.Tensor | None = None,
     outputs: WorldModelOutput | None = None,
@@ -67,7 +78,7 @@ def critic_measures(
     # start each hard target copy narrows the bootstrapped distribution by only γ (docs/diagnosis.md).
     measures = {"td_loss": float(td), "uniform_td_loss": uniform_td_loss(support.numel()),
                 "td_target_entropy": float(c51_cross_entropy(target.projected, target.projected)),
-                "q_spread": q_spread(q, valid, batch.mask_padding)}
+                "q_spread": q_spread(q, valid, batch.mask_padding), **action_agreement(q, valid, batch)}
     if returns is not None:
         taken = q.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)[batch.mask_padding]
         measures.update(return_measures(taken.cpu().numpy(), returns[batch.mask_padding].cpu().numpy()))

@@ -44,7 +44,8 @@ def mixed_losses(model: WorldActionModel, real: Batch, imagined: Batch | None, c
     support = model.atoms
     assert out.logits_q_target is not None
     td = c51_td_loss(out.logits_q, out.logits_q_target, batch.actions, batch.rewards,
-                     td_rows(batch.mask_padding, batch.ends), model.valid_actions(batch.tasks), support, config.gamma)
+                     td_rows(batch.mask_padding, batch.ends), model.valid_actions(batch.tasks), support, config.gamma,
+                     config.double_q)
     alpha = cql_alpha(config.cql_weight, support.device)
     cql = cql_penalty(out.logits_q, batch.actions, batch.mask_padding, support, alpha)
     return stage2_total(*wm, td, cql, config.supervised_weight)
