@@ -1,6 +1,7 @@
-"""Evaluate a trained JOWA run with planning (beam search) or greedily, and write a report.
+"""Evaluate a trained JOWA run with planning (beam search, MCTS) or greedily, and write a report.
 
     python plan.py --run runs/tiny --games Pong,Breakout --episodes 16 -K 2 -H 2 --context 6 --protocol jowa --envs 16
+    python plan.py --run runs/tiny --games Pong --planner mcts -H 6 --context 2 --simulations 20
     python plan.py --run runs/official-150M --games Assault,Seaquest --settings configs/eval/jowa_150M.yaml
 
 Every episode is logged as it ends (OUT/episodes.jsonl): after SIGTERM or Ctrl-C a partial report is
@@ -20,6 +21,7 @@ from jowa.checkpoint import CheckpointError  # noqa: E402
 from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
 from jowa.evaluation.config import EvalConfig, resolve  # noqa: E402
 from jowa.evaluation.runner import EvaluationStopped, evaluate_run  # noqa: E402
+from jowa.planning.registry import PLANNERS  # noqa: E402
 from jowa.training.distributed import pick_device  # noqa: E402
 
 
@@ -28,7 +30,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run", type=Path, required=True, help="run directory (or a checkpoint inside it)")
     parser.add_argument("--games", required=True, help="comma-separated game names, e.g. Pong,Breakout")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per game")
+    parser.add_argument("--planner", choices=sorted(PLANNERS), default="beam",
+                        help="beam search (default), greedy (as --greedy) or mcts (docs/official_jowa.md §7.4)")
     parser.add_argument("-K", "--beam-width", type=int, default=2)
+    parser.add_argument("--simulations", type=int, help="MCTS simulations per decision (default 20, the official)")
     parser.add_argument("-H", "--horizon", type=int, default=2, help="0 = greedy (as --greedy)")
     parser.add_argument("--context", type=int, default=6, help="blocks of real history in the agent's memory")
     parser.add_argument("--greedy", action="store_true", help="no planning: argmax of Q")
@@ -53,12 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = EvalConfig(
             episodes=args.episodes, protocol=args.protocol, horizon=0 if args.greedy else args.horizon,
+            planner="greedy" if args.greedy else args.planner, simulations=args.simulations,
             beam_width=args.beam_width, context=args.context, num_envs=args.envs, max_episode_steps=args.max_steps,
             seed=args.seed, settings=None if args.settings is None else str(args.settings),
             video_frames=args.video_frames if args.video else 0,
         )
         settings = resolve(config, args.games.split(","))
-        name = "greedy" if settings.horizon == 0 else f"plan_H{settings.horizon}"
+        name = {"greedy": "greedy", "mcts": f"mcts_H{settings.horizon}"}.get(settings.planner, f"plan_H{settings.horizon}")
         out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
         out = evaluate_run(args.run, settings, out, str(pick_device(args.device, 0)), args.random_baseline,
                            config.video_frames, behaviour=args.behaviour)

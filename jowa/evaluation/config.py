@@ -4,8 +4,10 @@ A YAML section of these keys, read by the strict loader (jowa.config: unknown ke
 
     episodes: 16            # per game
     protocol: jowa          # jowa (the paper's) or standard (sticky actions), jowa.evaluation.protocols
-    horizon: 2              # H of the beam search; 0 = greedy on Q
-    beam_width: 2           # K
+    planner: beam           # beam, greedy or mcts (jowa.planning.registry.PLANNERS)
+    horizon: 2              # H of the planner; 0 = greedy on Q
+    beam_width: 2           # K of the beam search
+    simulations: null       # MCTS simulations per decision (null: 20, the official script's)
     context: 6              # blocks of real history the agent keeps
     num_envs: 16            # environments played at once
     max_episode_steps: null # a cap below the protocol's (null: the protocol's)
@@ -34,8 +36,10 @@ if TYPE_CHECKING:
 class EvalConfig:
     episodes: int = 16
     protocol: str = "jowa"
+    planner: str = "beam"
     horizon: int = 2  # 0 = greedy
     beam_width: int = 2
+    simulations: int | None = None
     context: int = 6
     num_envs: int = 16
     max_episode_steps: int | None = None
@@ -58,6 +62,6 @@ def resolve(config: EvalConfig, games: list[str]) -> EvaluationSettings:
 
     return resolve_settings(
         games, config.episodes, config.protocol, config.beam_width, config.horizon, config.context,
-        config.num_envs, greedy=config.horizon == 0, settings_file=settings_path(config.settings), seed=config.seed,
-        max_episode_steps=config.max_episode_steps,
+        config.num_envs, greedy=config.horizon == 0 and config.planner != "mcts", settings_file=settings_path(config.settings), seed=config.seed,
+        max_episode_steps=config.max_episode_steps, planner=config.planner, simulations=config.simulations,
     )

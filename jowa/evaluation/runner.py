@@ -24,6 +24,7 @@ from jowa.training.signals import StopRequest
 
 log = logging.getLogger(__name__)
 MAX_BLOCKS = 8
+PLANNER_LABELS = {"beam": "beam search", "greedy": "greedy", "mcts": "MCTS"}
 
 
 @dataclass
@@ -41,19 +42,40 @@ class EvaluationSettings:
     per_game: dict[str, GameSetting]
     num_envs: int
     seed: int = 0
+    planner: str = "beam"  # a name of jowa.planning.registry.PLANNERS; horizon 0 is always greedy
+    simulations: int | None = None  # MCTS (None: its default)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["planner"] = "greedy" if self.horizon == 0 else "beam search"
+        out["planner"] = PLANNER_LABELS.get(self.planner, self.planner)
+        if self.planner != "mcts":  # beam search and greedy records stay as before the planner seam
+            out.pop("simulations")
         return out
+
+    def label(self) -> str:
+        """The planner as reports name it (K is per game, so not here)."""
+        if self.planner == "greedy":
+            return "greedy"
+        if self.planner == "mcts":
+            from jowa.planning.mcts import DEFAULT_SIMULATIONS
+
+            return f"MCTS H={self.horizon} simulations={self.simulations or DEFAULT_SIMULATIONS}"
+        return f"{PLANNER_LABELS.get(self.planner, self.planner)} H={self.horizon}"
 
 
 def resolve_settings(
     games: list[str], episodes: int, protocol: str, beam_width: int, horizon: int, context: int,
     num_envs: int, greedy: bool = False, settings_file: str | Path | None = None, seed: int = 0,
-    max_episode_steps: int | None = None,
+    max_episode_steps: int | None = None, planner: str = "beam", simulations: int | None = None,
 ) -> EvaluationSettings:
     """Command-line values, overridden per game by a settings file (docs/official_jowa.md §8.4 tables); fails early on bad input."""
+    from jowa.planning.planner import check_context, check_horizon
+    from jowa.planning.registry import PLANNERS
+
+    if planner not in PLANNERS:
+        raise ValueError(f"unknown planner {planner!r}; choose from {sorted(PLANNERS)}")
+    if simulations is not None and simulations < 1:
+        raise ValueError(f"simulations must be >= 1, got {simulations}")
     games = [check_game(g) for g in games]
     if not games:
         raise ValueError("no games to evaluate")
@@ -66,21 +88,20 @@ def resolve_settings(
             raise FileNotFoundError(f"settings file not found: {path}")
         file_horizon, table = read_settings_file(path)
         horizon = horizon if file_horizon is None else file_horizon
+    greedy = greedy or planner == "greedy" or (planner == "beam" and horizon == 0)
     if greedy:
-        horizon = 0
-    if not 0 <= horizon < MAX_BLOCKS:
-        raise ValueError(f"horizon H must be in [0, {MAX_BLOCKS - 1}], got {horizon}")
+        horizon, planner = 0, "greedy"
+    check_horizon(horizon, MAX_BLOCKS, minimum=1 if planner == "mcts" else 0)
     per_game = {}
     for game in games:
         entry = table.get(game, TableEntry())
         width = beam_width if entry.beam_width is None else entry.beam_width
         setting = GameSetting(context if entry.context is None else entry.context, 1 if greedy else width)
-        if setting.context < 1 or setting.context + horizon > MAX_BLOCKS:
-            raise ValueError(f"{game}: context {setting.context} + horizon {horizon} must be in [1, {MAX_BLOCKS}] blocks")
+        check_context(setting.context, horizon, MAX_BLOCKS, game)
         if setting.beam_width < 1:
             raise ValueError(f"{game}: beam width must be >= 1, got {setting.beam_width}")
         valid = len(minimal_to_full(game))
-        if setting.beam_width > valid and not greedy:
+        if setting.beam_width > valid and planner == "beam":
             log.warning("%s has %d valid actions: beam width %d expands only %d actions per node (as official)",
                         game, valid, setting.beam_width, valid)
         per_game[game] = setting
@@ -91,7 +112,7 @@ def resolve_settings(
         chosen = replace(chosen, name=f"{chosen.name} (capped at {max_episode_steps} steps)",
                          max_episode_steps=max_episode_steps,
                          description=f"{chosen.description}; here capped at {max_episode_steps} agent steps")
-    return EvaluationSettings(games, episodes, chosen, horizon, per_game, num_envs, seed)
+    return EvaluationSettings(games, episodes, chosen, horizon, per_game, num_envs, seed, planner, simulations)
 
 
 def load_run(run: str | Path, device: torch.device):
@@ -107,16 +128,19 @@ def load_run(run: str | Path, device: torch.device):
 
 
 def agent_actor_factory(model, tokenizer, settings: EvaluationSettings):
-    from jowa.planning import PlannerOptions
     from jowa.planning.agent import Agent
+    from jowa.planning.planner import PlannerSettings
+    from jowa.planning.registry import make_planner
+
+    # Each game's K reaches the planner per environment (`widths`), so the planner holds only H and its own options.
+    planner = make_planner(settings.planner, PlannerSettings(horizon=settings.horizon, simulations=settings.simulations))
 
     def make(slot_games: list[str]) -> AgentActor:
         tasks = torch.tensor([task_id(g) for g in slot_games])
         buffers = torch.tensor([settings.per_game[g].context for g in slot_games])
         widths = torch.tensor([settings.per_game[g].beam_width for g in slot_games])
-        options = PlannerOptions(beam_width=1, horizon=settings.horizon)
         generator = torch.Generator().manual_seed(settings.seed)
-        return AgentActor(Agent(model, tokenizer, tasks, options, buffers, widths, settings.protocol.epsilon, generator))
+        return AgentActor(Agent(model, tokenizer, tasks, planner, buffers, widths, settings.protocol.epsilon, generator))
 
     return make
 
@@ -170,7 +194,7 @@ def evaluate_run(
     notes = behaviour_notes(behaviour, settings.games) if behaviour is not None else {}
     device_t = torch.device(device)
     model, tokenizer = load_run(run, device_t)
-    planner = "greedy" if settings.horizon == 0 else f"beam search H={settings.horizon}"
+    planner = settings.label()
     identity = {kind: file_sha256(find_model_dir(run, kind) / WEIGHTS_NAME) for kind in ("world_model", "tokenizer")}
     log = EpisodeLog(out_dir / EPISODES_NAME, {**settings.to_json(), "run": str(run), "planner": planner,
                                                "weights_sha256": identity}, restart_other)

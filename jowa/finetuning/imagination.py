@@ -3,9 +3,10 @@
 From a real L-step segment (steps 0..L-1, all real, the last not terminal) and horizon H:
 - context: the last C = L − H real steps, observations o_H..o_{L-1} with the actions *between* them,
   a_H..a_{L-2} — the tokens [o_H, a_H, …, o_{L-2}, a_{L-2}, o_{L-1}] ending at o_{L-1}'s last token;
-- the batched beam search of §7.3 (`jowa.planning.plan`, K and H) from o_{L-1}; the best depth-H path
-  gives imagined actions â_{L-1}.. (the first is the planned action at o_{L-1}), reward signs r̂ and
-  imagined observations ô_L..ô_{L+H-1} (as tokens);
+- a planner (`jowa.planning.planner.Planner`; fine-tuning uses the batched beam search of §7.3, K and H)
+  from o_{L-1}; the imagined path behind its decision (beam search: the best depth-H path) gives imagined
+  actions â_{L-1}.. (the first is the planned action at o_{L-1}), reward signs r̂ and imagined
+  observations ô_L..ô_{L+H-1} (as tokens);
 - the synthetic segment, L steps, every step with its own action and reward:
       observations [o_H .. o_{L-1}, ô_L .. ô_{L+H-1}]
       actions      [a_H .. a_{L-2}, â_{L-1} .. â_{L+H-2}, â_{L+H-2} (dummy)]
@@ -25,7 +26,7 @@ import torch
 from jowa.data.batch import Batch
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import interleave
-from jowa.planning.beam_search import DepthTrace, PlannerOptions, plan
+from jowa.planning.planner import Planner
 
 
 @dataclass
@@ -43,34 +44,22 @@ def imagination_context(seeds: Batch, horizon: int) -> torch.Tensor:
     return interleave(seeds.observations[:, start:], seeds.actions[:, start:])[:, :-1]
 
 
-def best_path(traces: list[DepthTrace], horizon: int) -> tuple[list[int], list[float], list[torch.Tensor]]:
-    """Walk one environment's search back from its best depth-H node: (actions, rewards, observations)."""
-    first_id = [1]
-    for trace in traces[:-1]:
-        first_id.append(first_id[-1] + len(trace.actions))
-    node = int(traces[horizon - 1].kept[0])
-    actions, rewards, observations = [], [], []
-    for depth in range(horizon, 0, -1):
-        trace, index = traces[depth - 1], node - first_id[depth - 1]
-        actions.append(int(trace.actions[index]))
-        rewards.append(float(trace.rewards[index]))
-        observations.append(trace.next_obs_tokens[index])
-        node = int(trace.parents[index])
-    return actions[::-1], rewards[::-1], observations[::-1]
-
-
 @torch.no_grad()
-def imagine_paths(model: WorldActionModel, seeds: Batch, options: PlannerOptions) -> ImaginedPaths:
-    """Beam search (K, H) from every seed's last real step; the best path of each, batched over seeds."""
-    contexts = imagination_context(seeds, options.horizon)
-    result = plan(model, list(contexts), seeds.tasks, options, trace=True)
-    paths = [best_path(traces, options.horizon) for traces in result.traces]
+def imagine_paths(model: WorldActionModel, seeds: Batch, planner: Planner) -> ImaginedPaths:
+    """The planner from every seed's last real step, batched over seeds; each decision's imagined path,
+    which must reach the planner's horizon H (beam search's does; MCTS's may stop short)."""
+    horizon = planner.horizon
+    contexts = imagination_context(seeds, horizon)
+    paths = planner.decide(model, list(contexts), seeds.tasks, trace=True).paths
+    short = [len(p.actions) for p in paths if len(p.actions) != horizon]
+    if short:
+        raise ValueError(f"{planner.describe()} imagined paths of {short[0]} steps; imagination needs H = {horizon}")
     device = seeds.observations.device
     return ImaginedPaths(
-        actions=torch.tensor([p[0] for p in paths], dtype=torch.long, device=device).view(-1, options.horizon),
-        rewards=torch.tensor([p[1] for p in paths], dtype=torch.float32, device=device).view(-1, options.horizon),
-        observations=torch.stack([torch.stack(p[2]) for p in paths]).to(device).view(
-            len(paths), options.horizon, -1) if paths else seeds.observations[:, :0],
+        actions=torch.tensor([p.actions for p in paths], dtype=torch.long, device=device).view(-1, horizon),
+        rewards=torch.tensor([p.rewards for p in paths], dtype=torch.float32, device=device).view(-1, horizon),
+        observations=torch.stack([p.observations for p in paths]).to(device).view(
+            len(paths), horizon, -1) if paths else seeds.observations[:, :0],
     )
 
 
@@ -87,11 +76,11 @@ def synthetic_segments(seeds: Batch, paths: ImaginedPaths) -> Batch:
 
 
 @torch.no_grad()
-def imagine(model: WorldActionModel, seeds: Batch, options: PlannerOptions) -> Batch:
+def imagine(model: WorldActionModel, seeds: Batch, planner: Planner) -> Batch:
     """Synthetic segments from `seeds`, planned with the model in eval mode (its mode is restored)."""
     was_training = model.training
     model.eval()
     try:
-        return synthetic_segments(seeds, imagine_paths(model, seeds, options))
+        return synthetic_segments(seeds, imagine_paths(model, seeds, planner))
     finally:
         model.train(was_training)

@@ -1,15 +1,16 @@
-"""The acting agent: a token memory per environment, the planner, and ε-random valid actions (docs/official_jowa.md §7.1)."""
+"""The acting agent: a token memory per environment, a planner (`planner.Planner`), and ε-random valid actions
+(docs/official_jowa.md §7.1)."""
 
 from __future__ import annotations
 
 import torch
 
 from jowa.model.world_model import WorldActionModel
-from jowa.planning.beam_search import PlannerOptions, plan
+from jowa.planning.planner import Planner
 
 
 class Agent:
-    """Acts for E environments at once (each with its own game, memory size and beam width).
+    """Acts for E environments at once (each with its own game, memory size and K, e.g. the beam width).
 
     Each step appends the 36 tokens of the new frame to an environment's memory (dropping its oldest
     block when the memory already holds `buffer_size` blocks), plans on that memory, and appends the
@@ -17,18 +18,19 @@ class Agent:
     """
 
     def __init__(
-        self, model: WorldActionModel, tokenizer: torch.nn.Module, tasks: torch.Tensor, options: PlannerOptions,
-        buffer_sizes: torch.Tensor | int = 8, beam_widths: torch.Tensor | None = None, epsilon: float = 0.001,
+        self, model: WorldActionModel, tokenizer: torch.nn.Module, tasks: torch.Tensor, planner: Planner,
+        buffer_sizes: torch.Tensor | int = 8, widths: torch.Tensor | None = None, epsilon: float = 0.001,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.model, self.tokenizer, self.options = model, tokenizer, options
+        planner.validate(model.config.max_blocks)
+        self.model, self.tokenizer, self.planner = model, tokenizer, planner
         self.tasks = tasks.long()
         count = len(tasks)
         sizes = torch.full((count,), buffer_sizes) if isinstance(buffer_sizes, int) else buffer_sizes.long()
         if (sizes < 1).any() or (sizes > model.config.max_blocks).any():
             raise ValueError(f"buffer sizes must be in [1, {model.config.max_blocks}], got {sizes.tolist()}")
         self.buffer_sizes = sizes
-        self.beam_widths = beam_widths
+        self.widths = widths  # [E] per-environment K for the planner (None: the planner's own)
         self.epsilon = epsilon
         self.generator = generator or torch.Generator().manual_seed(0)
         self.memory: list[torch.Tensor] = [torch.empty(0, dtype=torch.long) for _ in range(count)]
@@ -56,9 +58,9 @@ class Agent:
             raise ValueError(f"{len(frames)} frames for {len(indices)} environments")
         self.observe(self.tokenizer.encode_tokens(frames), indices)
         chosen = torch.tensor(indices)
-        widths = None if self.beam_widths is None else self.beam_widths[chosen]
+        widths = None if self.widths is None else self.widths[chosen]
         contexts = [self.memory[i] for i in indices]
-        actions = plan(self.model, contexts, self.tasks[chosen], self.options, widths).actions.cpu()
+        actions = self.planner.decide(self.model, contexts, self.tasks[chosen], widths).actions.cpu()
         actions = self._explore(actions, self.tasks[chosen])
         for i, action in zip(indices, actions):
             self.memory[i] = torch.cat([self.memory[i], action.view(1)])

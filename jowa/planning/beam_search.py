@@ -17,11 +17,14 @@ from jowa.model.distributional import q_values
 from jowa.model.shared_prefix_cache import SharedPrefixCache
 from jowa.model.world_model import WorldActionModel
 from jowa.planning.imagination import imagine_step
+from jowa.planning.planner import Decision, ImaginedPath, PlannerSettings, check_horizon, planning_contexts
 from jowa.planning.tree import SearchNode, SearchTree, q_tuple
 
 
 @dataclass
-class PlannerOptions:
+class BeamSearch:
+    """The official planner's options, and the planner (`decide`, the `Planner` protocol)."""
+
     beam_width: int = 2  # K: nodes kept per depth; each expands min(K, #valid actions) actions
     horizon: int = 2  # H; 0 = greedy on Q at the root
     gamma: float = 0.99
@@ -36,8 +39,28 @@ class PlannerOptions:
     def validate(self, max_blocks: int = 8) -> None:
         if self.beam_width < 1:
             raise ValueError(f"beam width must be >= 1, got {self.beam_width}")
-        if not 0 <= self.horizon < max_blocks:
-            raise ValueError(f"horizon must be in [0, {max_blocks - 1}], got {self.horizon}")
+        check_horizon(self.horizon, max_blocks)
+
+    def describe(self) -> str:
+        return "greedy" if self.horizon == 0 else f"beam search K={self.beam_width} H={self.horizon}"
+
+    def decide(
+        self, model: WorldActionModel, contexts: list[torch.Tensor], tasks: torch.Tensor,
+        widths: torch.Tensor | None = None, trace: bool = False,
+    ) -> Decision:
+        result = plan(model, contexts, tasks, self, widths, trace)
+        if not trace:
+            return Decision(result.actions, result.root_q, detail=result)
+        trees = [search_tree(result, e, self.describe()) for e in range(len(contexts))]
+        paths = [best_path(traces, self.horizon) for traces in result.traces]
+        return Decision(result.actions, result.root_q, trees, paths, result)
+
+
+PlannerOptions = BeamSearch  # the former name, kept for callers outside the planning package (benchmarks/)
+
+
+def build(settings: PlannerSettings) -> BeamSearch:
+    return BeamSearch(beam_width=settings.beam_width, horizon=settings.horizon)
 
 
 @dataclass
@@ -63,16 +86,9 @@ class PlanResult:
     traces: list[list[DepthTrace]] = field(default_factory=list)  # [E][depth], when requested
 
 
-def context_blocks(context_length: int, tokens_per_block: int) -> int:
-    """A context ends with o^35 of the current step: 37n − 1 tokens for n blocks."""
-    if (context_length + 1) % tokens_per_block:
-        raise ValueError(f"context of {context_length} tokens does not end at an observation's last token")
-    return (context_length + 1) // tokens_per_block
-
-
 @torch.no_grad()
 def plan(
-    model: WorldActionModel, contexts: list[torch.Tensor], tasks: torch.Tensor, options: PlannerOptions,
+    model: WorldActionModel, contexts: list[torch.Tensor], tasks: torch.Tensor, options: BeamSearch,
     beam_widths: torch.Tensor | None = None, trace: bool = False, generator: torch.Generator | None = None,
 ) -> PlanResult:
     """Choose one action per environment.
@@ -86,12 +102,7 @@ def plan(
     tasks = tasks.to(device)
     widths = (beam_widths if beam_widths is not None else torch.full((count,), options.beam_width)).to(device)
     valid = model.valid_actions(tasks)  # [E, 18]
-    tpb = model.config.tokens_per_block
-    keep_blocks = model.config.max_blocks - options.horizon
-    truncated = []
-    for tokens in contexts:
-        blocks = min(keep_blocks, context_blocks(tokens.numel(), tpb))
-        truncated.append(tokens[tokens.numel() - (tpb * blocks - 1):].to(device))
+    truncated = planning_contexts(model, contexts, options.horizon)
     actions = torch.empty(count, dtype=torch.long, device=device)
     root_q = torch.empty(count, valid.shape[1], device=device)
     traces: list[list[DepthTrace]] = [[] for _ in range(count)]
@@ -108,7 +119,7 @@ def plan(
 
 def _plan_group(
     model: WorldActionModel, tokens: torch.Tensor, tasks: torch.Tensor, valid: torch.Tensor, widths: torch.Tensor,
-    options: PlannerOptions, trace: bool, generator: torch.Generator | None,
+    options: BeamSearch, trace: bool, generator: torch.Generator | None,
 ) -> PlanResult:
     """Environments whose contexts have the same length: tokens [G, n].
 
@@ -224,3 +235,21 @@ def search_tree(result: PlanResult, env: int, planner: str) -> SearchTree:
                 q=q_tuple(level.q_masked[j].tolist()), score=float(level.scores[j]), kept=first + j in kept,
             ))
     return SearchTree(int(result.actions[env]), planner, nodes)
+
+
+def best_path(traces: list[DepthTrace], horizon: int) -> ImaginedPath:
+    """Walk one environment's search back from its best depth-H node (empty at H = 0)."""
+    if horizon == 0 or not traces:
+        return ImaginedPath([], [], torch.zeros(0, 36, dtype=torch.long))
+    first_id = [1]
+    for level in traces[:-1]:
+        first_id.append(first_id[-1] + len(level.actions))
+    node = int(traces[horizon - 1].kept[0])
+    actions, rewards, observations = [], [], []
+    for depth in range(horizon, 0, -1):
+        level, index = traces[depth - 1], node - first_id[depth - 1]
+        actions.append(int(level.actions[index]))
+        rewards.append(float(level.rewards[index]))
+        observations.append(level.next_obs_tokens[index])
+        node = int(level.parents[index])
+    return ImaginedPath(actions[::-1], rewards[::-1], torch.stack(observations[::-1]))

@@ -22,8 +22,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--game", required=True, help="e.g. Breakout")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--planner", choices=("beam", "greedy", "mcts"), default="beam",
+                        help="the agent's planner (jowa.planning.registry); only beam search shows every node's "
+                        "probabilities")
     parser.add_argument("-K", "--beam-width", type=int, default=2)
     parser.add_argument("-H", "--horizon", type=int, default=2, help="planner horizon (0 = greedy)")
+    parser.add_argument("--simulations", type=int, help="MCTS simulations per decision (default 20)")
     parser.add_argument("--context", type=int, default=6, help="blocks of real history in the model's memory")
     parser.add_argument("--sticky", type=float, default=0.0, help="sticky-action probability of the emulator")
     parser.add_argument("--max-fps", type=float, default=15.0, help="steps per second at most while running")
@@ -46,12 +50,20 @@ def check_port(host: str, port: int) -> None:
             raise ValueError(f"cannot listen on {host}:{port} ({reason}); pass another --port") from None
 
 
-def check_options(args: argparse.Namespace) -> None:
-    from jowa.planning import PlannerOptions
+def planner_of(args: argparse.Namespace):
+    """The planner the flags ask for, validated (horizon 0 is greedy, as in plan.py)."""
+    from jowa.planning.planner import PlannerSettings
+    from jowa.planning.registry import make_planner
 
-    PlannerOptions(args.beam_width, args.horizon).validate()
-    if not 1 <= args.context or args.context + args.horizon > 8:
-        raise ValueError(f"context {args.context} + horizon {args.horizon} must be in [1, 8] blocks")
+    name = "greedy" if args.planner == "greedy" or (args.planner == "beam" and args.horizon == 0) else args.planner
+    return make_planner(name, PlannerSettings(args.horizon, args.beam_width, args.simulations))
+
+
+def check_options(args: argparse.Namespace) -> None:
+    from jowa.planning.planner import check_context
+
+    planner = planner_of(args)
+    check_context(args.context, planner.horizon)
     if not 0.0 <= args.sticky <= 1.0 or args.max_fps <= 0 or not 0 < args.port < 65536:
         raise ValueError("--sticky must be in [0, 1], --max-fps > 0, --port in 1..65535")
 
@@ -64,7 +76,6 @@ def build(args: argparse.Namespace):
     import torch
 
     from jowa.evaluation.runner import load_run
-    from jowa.planning import PlannerOptions
     from jowa.training.distributed import pick_device
     from jowa.viewer.server import Viewer
     from jowa.viewer.session import PlaySession
@@ -74,8 +85,7 @@ def build(args: argparse.Namespace):
     torch.set_grad_enabled(False)
     torch.set_num_threads(args.threads)
     model, tokenizer = load_run(resolved.run, pick_device(args.device, 0))
-    session = PlaySession(model, tokenizer, resolved.game, PlannerOptions(args.beam_width, args.horizon),
-                          args.context, args.sticky, args.seed)
+    session = PlaySession(model, tokenizer, resolved.game, planner_of(args), args.context, args.sticky, args.seed)
     return Viewer(session, args.out or Path(args.run) / "play", args.max_fps)
 
 

@@ -3,8 +3,9 @@
 Real mode steps the emulator; the model's view is the reconstruction of the frame's 36 tokens. Dream
 mode starts from the current real context and feeds the model its own predictions: each step imagines
 the next frame (37 cached passes, `imagine_step`), and the emulator waits where the dream began. After
-every step the real beam-search planner is run on the current context (real or dreamt) with its trace
-on, so the page shows the decision the agent would take now; agent mode takes exactly that action.
+every step the agent's planner (beam search by default, any `planner.Planner`) is run on the current
+context (real or dreamt) with its trace on, so the page shows the decision the agent would take now;
+agent mode takes exactly that action.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import torch
 
 from jowa.envs.atari import make_env
 from jowa.games import FULL_ACTIONS, minimal_to_full, task_id
-from jowa.planning.beam_search import PlannerOptions, plan, search_tree
+from jowa.planning.beam_search import PlanResult
 from jowa.planning.imagination import imagine_step
+from jowa.planning.planner import Planner
 from jowa.planning.tree import SearchTree
 from jowa.viewer.memory import TokenMemory
 
@@ -64,9 +66,9 @@ class SessionState:
 class PlaySession:
     """Not thread-safe: the server calls it from one worker at a time."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: torch.nn.Module, game: str, options: PlannerOptions,
+    def __init__(self, model: torch.nn.Module, tokenizer: torch.nn.Module, game: str, planner: Planner,
                  context: int = 6, sticky: float = 0.0, seed: int = 0) -> None:
-        self.model, self.tokenizer, self.game, self.options = model, tokenizer, game, options
+        self.model, self.tokenizer, self.game, self.planner = model, tokenizer, game, planner
         self.device = model.atoms.device
         self.task = torch.tensor([task_id(game)], device=self.device)
         self.valid_actions = minimal_to_full(game)
@@ -161,7 +163,8 @@ class PlaySession:
     def _planned_step(self, action: int) -> tuple[torch.Tensor, int, torch.Tensor, float, bool] | None:
         """The planner's depth-1 node for `action`, if it expanded one from this very context: the same
         model, context and decoding as imagining it again, so the dream reuses it (37 passes saved)."""
-        traces = self._plan.traces[0] if self._plan.traces and not self.plan_stale else []
+        beam = self._plan.detail if isinstance(self._plan.detail, PlanResult) else None  # only beam search's trace
+        traces = beam.traces[0] if beam is not None and beam.traces and not self.plan_stale else []
         if not traces or self.dream_memory.capacity != self._dream_capacity():
             return None
         first = traces[0]
@@ -174,7 +177,7 @@ class PlaySession:
 
     def _dream_capacity(self) -> int:
         """Blocks the dream keeps: exactly what the planner reads (8 − H), so its imagined steps can be reused."""
-        return self.model.config.max_blocks - max(1, self.options.horizon)
+        return self.model.config.max_blocks - max(1, self.planner.horizon)
 
     def _encode(self, frame: np.ndarray) -> torch.Tensor:
         return self.tokenizer.encode_tokens(torch.from_numpy(frame)[None])[0].cpu()  # [36]
@@ -196,12 +199,10 @@ class PlaySession:
         """The real planner, traced, on the current context (the decision the agent takes from here)."""
         memory = self.dream_memory if self.state.mode == "dream" else self.real_memory
         started = time.perf_counter()
-        result = plan(self.model, [memory.context()], self.task, self.options, trace=True)
+        decision = self.planner.decide(self.model, [memory.context()], self.task, trace=True)
         self.timings.plan_ms = 1000 * (time.perf_counter() - started)
-        self._plan = result
-        name = "greedy" if self.options.horizon == 0 else (
-            f"beam search K={self.options.beam_width} H={self.options.horizon}")
-        self.tree: SearchTree = search_tree(result, 0, name)
+        self._plan = decision
+        self.tree: SearchTree = decision.trees[0]
         self.plan_stale = False
 
     def _record(self) -> None:
