@@ -15,7 +15,7 @@ from jowa.finetuning.objective import mixed_losses
 from jowa.games import task_id
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses
-from jowa.planning.beam_search import PlannerOptions, plan
+from jowa.planning import MCTS, BeamSearch, plan
 from jowa.planning.imagination import imagine_step
 
 L, H = 8, 2
@@ -103,7 +103,7 @@ def random_segments(count: int, game: str = "Breakout", seed: int = 1) -> Batch:
 
 def test_imagined_path_is_the_planners_choice_replayed_in_the_model(model: WorldActionModel) -> None:
     seeds = random_segments(5)
-    options = PlannerOptions(beam_width=2, horizon=H)
+    options = BeamSearch(beam_width=2, horizon=H)
     paths = imagine_paths(model, seeds, options)
     contexts = imagination_context(seeds, H)
     assert paths.actions[:, 0].tolist() == plan(model, list(contexts), seeds.tasks, options).actions.tolist()
@@ -117,6 +117,12 @@ def test_imagined_path_is_the_planners_choice_replayed_in_the_model(model: World
         step = imagine_step(model, cache, paths.actions[:, depth], seeds.tasks, valid)
         assert torch.equal(step.next_obs_tokens, paths.observations[:, depth])
         assert torch.equal(step.rewards.float(), paths.rewards[:, depth])
+
+
+def test_imagination_takes_any_planner_whose_paths_reach_the_horizon(model: WorldActionModel) -> None:
+    seeds = random_segments(2)
+    with pytest.raises(ValueError, match="imagination needs H = 2"):  # MCTS stops at depth H − 1
+        imagine_paths(model, seeds, MCTS(horizon=H, simulations=3))
 
 
 def test_buffer_is_fifo_and_samples_without_replacement_when_it_can() -> None:

@@ -1,4 +1,5 @@
-"""Planner parity with the official beam search: every fixture case, one by one and batched."""
+"""Planner parity with the official beam search: every fixture case, one by one and batched; the greedy
+planner and the agent through the planner registry."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from safetensors.torch import load_file
 
 from jowa.compat.comparison import assert_close
 from jowa.compat.parity import load_small_model
-from jowa.planning import PlannerOptions, plan
+from jowa.planning import BeamSearch, Greedy, PlannerOptions, PlannerSettings, make_planner, plan
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,26 @@ def test_bad_horizon_is_an_error(fixtures) -> None:
     model, _, tensors = fixtures
     with pytest.raises(ValueError, match="horizon"):
         plan(model, [tensors["assault_K2_H2/context_tokens"][0]], torch.tensor([3]), PlannerOptions(horizon=8))
+    with pytest.raises(ValueError, match="horizon"):
+        Greedy(horizon=1).validate()
+
+
+def test_planners_agree_with_the_fixture_through_the_interface(fixtures) -> None:
+    """Greedy and BeamSearch.decide give the fixture's decisions; the beam's trees and paths are its trace."""
+    model, cases, tensors = fixtures
+    for name, case in cases.items():
+        context, task = [tensors[f"{name}/context_tokens"][0]], torch.tensor([case["env"]])
+        planner = Greedy() if case["planner"] == "greedy" else BeamSearch(case["beam_width"], case["horizon"])
+        decision = planner.decide(model, context, task, trace=True)
+        assert int(decision.actions[0]) == case["chosen_action"], name
+        assert_close(decision.root_q[0], tensors[f"{name}/root_q_masked"])
+        assert decision.trees[0].chosen_action == case["chosen_action"]
+        path = decision.paths[0]
+        assert len(path.actions) == (0 if case["planner"] == "greedy" else case["horizon"])
+        if path.actions:
+            assert path.actions[0] == case["chosen_action"]
+            last = tensors[f"{name}/depth{case['horizon']}_next_obs_tokens"]
+            assert any(torch.equal(path.observations[-1], row) for row in last)  # a depth-H node's frame
 
 
 @pytest.mark.parametrize("rollout", ["rollout_assault_greedy_buf8", "rollout_assault_K2_H2_buf8", "rollout_seaquest_K3_H2_buf3"])
@@ -84,8 +105,9 @@ def test_rollouts_through_the_agent(reference_dir, fixtures, rollout: str) -> No
     tokenizer = load_small_tokenizer_via_import(ref)
     frames = tensors["rollout_frames_uint8"][:, 0]  # [10, 84, 84]
     assert torch.equal(tokenizer.encode_tokens(frames), tensors["rollout_frame_tokens"])
-    options = PlannerOptions(beam_width=spec["beam_width"] or 1, horizon=spec["horizon"] or 0)
-    agent = Agent(model, tokenizer, torch.tensor([spec["env"]]), options, buffer_sizes=spec["buffer_size"], epsilon=0.0)
+    settings = PlannerSettings(horizon=spec["horizon"] or 0, beam_width=spec["beam_width"] or 1)
+    planner = make_planner("greedy" if settings.horizon == 0 else "beam", settings)
+    agent = Agent(model, tokenizer, torch.tensor([spec["env"]]), planner, buffer_sizes=spec["buffer_size"], epsilon=0.0)
     actions = [int(agent.act(frame[None])[0]) for frame in frames]
     assert actions == spec["actions"] == tensors[f"{rollout}/actions"].tolist()
     assert torch.equal(agent.memory[0], tensors[f"{rollout}/final_token_buffer"][0])
