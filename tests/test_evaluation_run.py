@@ -49,6 +49,37 @@ def test_settings_fail_early_on_bad_input(tmp_path) -> None:
             resolve_settings(["Pong"], 1, "jowa", 2, 2, 6, 4, settings_file=table)
 
 
+def test_planner_settings_are_checked_and_recorded() -> None:
+    with pytest.raises(ValueError, match="unknown planner 'mtcs'"):
+        resolve_settings(["Pong"], 1, "jowa", 2, 2, 6, 4, planner="mtcs")
+    with pytest.raises(ValueError, match=r"horizon H must be in \[1, 7\]"):  # MCTS imagines at least one step
+        resolve_settings(["Pong"], 1, "jowa", 2, 0, 6, 4, planner="mcts")
+    with pytest.raises(ValueError, match="simulations"):
+        resolve_settings(["Pong"], 1, "jowa", 2, 2, 6, 4, planner="mcts", simulations=0)
+    mcts = resolve_settings(["Pong"], 1, "jowa", 2, 6, 2, 4, planner="mcts", simulations=5)
+    assert (mcts.planner, mcts.to_json()["planner"], mcts.to_json()["simulations"]) == ("mcts", "MCTS", 5)
+    assert mcts.label() == "MCTS H=6 simulations=5"
+    beam = resolve_settings(["Pong"], 1, "jowa", 2, 2, 6, 4)
+    assert beam.to_json()["planner"] == "beam search" and "simulations" not in beam.to_json()  # records as before
+    assert resolve_settings(["Pong"], 1, "jowa", 2, 0, 6, 4).planner == "greedy"  # H = 0 is greedy
+
+
+def test_mcts_through_plan_cli(small_run, tmp_path, capsys) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("plan_cli_mcts", Path(__file__).resolve().parent.parent / "plan.py")
+    plan_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plan_cli)
+    out = tmp_path / "mcts"
+    args = ["--run", str(small_run), "--games", "Breakout,Pong", "--episodes", "1", "--envs", "2", "--max-steps", "3",
+            "--device", "cpu", "--planner", "mcts", "-H", "3", "--context", "4", "--simulations", "4", "--out", str(out)]
+    assert plan_cli.main(args) == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["planner"] == "MCTS H=3 simulations=4" and report["settings"]["simulations"] == 4
+    assert all(g["metadata"]["mean_episode_steps"] == 3 for g in report["results"]["games"].values())
+
+
 def test_beam_width_beyond_valid_actions_warns_and_settings_file_overrides(tmp_path, caplog) -> None:
     table = tmp_path / "s.yaml"
     table.write_text("horizon: 1\ngames:\n  Breakout: {context: 3, beam_width: 9}\n")

@@ -124,6 +124,27 @@ def test_horizon_limit_restarts_the_dream_from_reality(session) -> None:
     session.horizon_limit = 0
 
 
+def test_session_takes_any_planner_and_shows_its_tree() -> None:
+    from jowa.planning import MCTS
+
+    torch.manual_seed(0)
+    model, tokenizer = WorldActionModel(MODEL).eval(), Tokenizer(TOKENIZER).eval()
+    s = PlaySession(model, tokenizer, "Breakout", MCTS(horizon=2, simulations=3), context=6)
+    try:
+        s.reset()
+        decided = s.tree.chosen_action
+        s.step(None)  # the agent's move: MCTS's decision
+        assert s.state.real_steps == 1 and s.real_memory.actions == [decided]
+        tree = s.tree.to_json()
+        assert tree["planner"] == "MCTS H=2 simulations=3" and tree["chosen_action"] in (0, 1, 3, 4)
+        assert 2 <= len(tree["nodes"]) <= 4 and json.dumps(tree, allow_nan=False)
+        s.dream()
+        s.step(None)  # no beam trace to reuse: the dream imagines the step itself
+        assert s.state.dream_steps == 1
+    finally:
+        s.close()
+
+
 def test_bad_commands_exit_2_before_any_server(tmp_path, capsys) -> None:
     run = make_run(tmp_path / "run")
     cases = [(["--run", str(tmp_path / "nope"), "--game", "Breakout"], "run directory not found"),
