@@ -6,6 +6,7 @@ M ensemble members.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -74,11 +75,12 @@ def world_model_losses(
 def c51_project(target_atoms: torch.Tensor, weights: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     """Project a distribution on atoms `target_atoms` [N, Z] with probabilities `weights` [N, Z] onto `support` [Z].
 
-    m_i = Σ_k clamp(1 − |clip(Tz_k) − z_i| / Δz, 0, 1) · w_k.
+    m_i = Σ_k clamp(1 − |clip(Tz_k) − z_i| / Δz, 0, 1) · w_k. The bounds stay tensors: reading them as
+    Python floats would wait for the device on every step (same float32 values either way).
     """
-    vmin, vmax = float(support[0]), float(support[-1])
+    vmin, vmax = support[0], support[-1]
     delta = (vmax - vmin) / (support.numel() - 1)
-    clipped = target_atoms.clamp(vmin, vmax)
+    clipped = torch.minimum(torch.maximum(target_atoms, vmin), vmax)
     overlap = (1 - (clipped.unsqueeze(1) - support[None, :, None]).abs() / delta).clamp(0, 1)  # [N, Z_i, Z_k]
     return (overlap * weights.unsqueeze(1)).sum(dim=-1)
 
@@ -120,26 +122,54 @@ class TDTarget:
     projected: torch.Tensor  # [N, Z] the C51 target m
 
 
-@torch.no_grad()
-def td_target(
-    logits_q_target: torch.Tensor, rewards: torch.Tensor, rows: TDRows, valid_actions: torch.Tensor,
-    support: torch.Tensor, gamma: float, logits_q_select: torch.Tensor | None = None,
-) -> TDTarget:
-    """Bootstrap from the target head: a* = argmax over valid actions of its Q (official), or of the online
-    head's Q when `logits_q_select` (the online logits) is given (double Q)."""
+def _bootstrap(
+    logits_q_target: torch.Tensor, valid_actions: torch.Tensor, support: torch.Tensor,
+    logits_q_select: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """a* [B, T] (argmax over valid actions of the chooser's Q) and the target head's distribution at a* [B, T, Z]."""
     num_atoms = support.numel()
     target = weighted_distribution(logits_q_target, num_atoms)  # [B, T, A, Z]
     chooser = target if logits_q_select is None else weighted_distribution(logits_q_select, num_atoms)
     chooser_q = expected_q(chooser, support).masked_fill(~valid_actions[:, None, :], float("-inf"))  # [B, T, A]
     best = chooser_q.argmax(dim=-1, keepdim=True)  # [B, T, 1]
     best_dist = target.gather(2, best[..., None].expand(-1, -1, 1, num_atoms)).squeeze(2)  # [B, T, Z]
+    return best.squeeze(-1), best_dist
+
+
+@torch.no_grad()
+def td_target(
+    logits_q_target: torch.Tensor, rewards: torch.Tensor, rows: TDRows, valid_actions: torch.Tensor,
+    support: torch.Tensor, gamma: float, logits_q_select: torch.Tensor | None = None,
+) -> TDTarget:
+    """Bootstrap from the target head: a* = argmax over valid actions of its Q (official), or of the online
+    head's Q when `logits_q_select` (the online logits) is given (double Q). The rows as the official code
+    lists them (for diagnostics and parity; the training loss uses `c51_td_loss`, which never syncs)."""
+    num_atoms = support.numel()
+    best, best_dist = _bootstrap(logits_q_target, valid_actions, support, logits_q_select)
     num_terminal = int(rows.terminal.sum())
     weights = torch.cat([best_dist[rows.following], best_dist.new_full((num_terminal, num_atoms), 1 / num_atoms)])
     atoms = torch.cat([
         rewards[rows.current][:, None] + gamma * support,
         rewards[rows.terminal][:, None].expand(-1, num_atoms),
     ])
-    return TDTarget(best.squeeze(-1), weights, atoms, c51_project(atoms, weights, support))
+    return TDTarget(best, weights, atoms, c51_project(atoms, weights, support))
+
+
+@torch.no_grad()
+def _dense_targets(
+    logits_q_target: torch.Tensor, rewards: torch.Tensor, valid_actions: torch.Tensor, support: torch.Tensor,
+    gamma: float, logits_q_select: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The C51 targets at every position [B·T, Z], as a pair row (r + γz, next step's a* distribution) and
+    as a terminal row (r, uniform). Valid steps are contiguous in a row, so a `current` step's partner in
+    `following` is the next position: a shift replaces boolean-mask indexing (whose size needs the host)."""
+    num_atoms = support.numel()
+    _, best_dist = _bootstrap(logits_q_target, valid_actions, support, logits_q_select)
+    following = torch.cat([best_dist[:, 1:], best_dist[:, -1:]], dim=1).flatten(0, 1)  # last column: never a pair
+    pair = c51_project((rewards[..., None] + gamma * support).flatten(0, 1), following, support)
+    terminal_atoms = rewards[..., None].expand(-1, -1, num_atoms).flatten(0, 1)
+    terminal = c51_project(terminal_atoms, torch.full_like(terminal_atoms, 1 / num_atoms), support)
+    return pair, terminal
 
 
 def c51_cross_entropy(projected: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
@@ -151,34 +181,51 @@ def c51_td_loss(
     logits_q: torch.Tensor, logits_q_target: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
     rows: TDRows, valid_actions: torch.Tensor, support: torch.Tensor, gamma: float, double_q: bool = False,
 ) -> torch.Tensor:
-    """1-step distributional TD loss (docs/official_jowa.md §5.2).
+    """1-step distributional TD loss (docs/official_jowa.md §5.2): the mean over the official rows (pairs, then
+    terminal steps) of the C51 cross-entropy, computed densely over [B, T] with masks so that the step has
+    no host sync (the official row lists have data-dependent sizes; same rows, same values).
 
     logits_q / logits_q_target [M, B, T, A·Z]; actions [B, T]; rewards [B, T] as stored;
     valid_actions [B, A]; `double_q` selects a* with the online head (ours, off in the official recipe).
     """
     select = logits_q.detach() if double_q else None
-    target = td_target(logits_q_target, rewards, rows, valid_actions, support, gamma, select)
-    return c51_cross_entropy(target.projected, td_prediction(logits_q, actions, rows))
+    pair, terminal = _dense_targets(logits_q_target, rewards, valid_actions, support, gamma, select)
+    num_atoms = support.numel()
+    online = weighted_distribution(logits_q, num_atoms)  # [B, T, A, Z]
+    chosen = online.gather(2, actions[..., None, None].expand(-1, -1, 1, num_atoms)).squeeze(2)  # [B, T, Z]
+    log_p = torch.log(chosen + 1e-8).flatten(0, 1)  # [B·T, Z]
+    current, ends = rows.current.flatten(), rows.terminal.flatten()
+    total = (torch.where(current, -(pair * log_p).sum(dim=-1), 0).sum()
+             + torch.where(ends, -(terminal * log_p).sum(dim=-1), 0).sum())
+    return total / (current.sum() + ends.sum())
 
 
 # --------------------------------------------------------------------------- CQL
 
 def cql_penalty(
-    logits_q: torch.Tensor, actions: torch.Tensor, mask_padding: torch.Tensor, support: torch.Tensor, alpha: torch.Tensor,
+    logits_q: torch.Tensor, actions: torch.Tensor, mask_padding: torch.Tensor, support: torch.Tensor,
+    alpha: torch.Tensor | float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """α·(mean logsumexp_a Q − mean Q(a_data)) over valid steps; all 18 actions, unmasked (official).
 
     Returns (penalty, mean logsumexp term, mean data term).
     """
     q = expected_q(mean_distribution(logits_q, support.numel()), support)  # [B, T, A]
-    negative = torch.logsumexp(q[mask_padding], dim=-1).mean()
-    positive = q.gather(2, actions.unsqueeze(-1)).squeeze(-1)[mask_padding].mean()
+    count = mask_padding.sum()  # masked sums, not q[mask_padding]: no data-dependent shape, no host sync
+    negative = torch.where(mask_padding, torch.logsumexp(q, dim=-1), 0).sum() / count
+    positive = torch.where(mask_padding, q.gather(2, actions.unsqueeze(-1)).squeeze(-1), 0).sum() / count
     return alpha * (negative - positive), negative, positive
 
 
 def cql_alpha(weight: float, device: torch.device | str = "cpu") -> torch.Tensor:
     """exp(log α) in float32, as stored by the official code (0.1 -> 0.09999999403953552)."""
     return torch.tensor(math.log(weight), dtype=torch.float32, device=device).exp()
+
+
+@functools.lru_cache(maxsize=64)
+def cql_alpha_value(weight: float) -> float:
+    """`cql_alpha` as a Python float (exact in float32), made once: no new device tensor on every step."""
+    return float(cql_alpha(weight))
 
 
 # --------------------------------------------------------------------------- totals

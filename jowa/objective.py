@@ -7,7 +7,7 @@ import torch
 from jowa.config import CriticLossConfig
 from jowa.data.batch import Batch
 from jowa.losses import (
-    LossTerms, c51_td_loss, cql_alpha, cql_penalty, stage1_total, stage2_total, td_rows, world_model_losses,
+    LossTerms, c51_td_loss, cql_alpha_value, cql_penalty, stage1_total, stage2_total, td_rows, world_model_losses,
 )
 from jowa.model.world_model import WorldActionModel, WorldModelOutput
 
@@ -35,5 +35,5 @@ def compute_losses(
         outputs.logits_q, outputs.logits_q_target, batch.actions, batch.rewards, rows,
         model.valid_actions(batch.tasks), support, config.gamma, config.double_q,
     )
-    cql = cql_penalty(outputs.logits_q, batch.actions, batch.mask_padding, support, cql_alpha(config.cql_weight, support.device))
+    cql = cql_penalty(outputs.logits_q, batch.actions, batch.mask_padding, support, cql_alpha_value(config.cql_weight))
     return stage2_total(*wm, td, cql, config.supervised_weight), outputs

@@ -18,7 +18,7 @@ from jowa.data.batch import Batch
 from jowa.finetuning.batches import FinetuneBatch
 from jowa.finetuning.buffer import SegmentBuffer
 from jowa.finetuning.imagination import imagine
-from jowa.losses import LossTerms, c51_td_loss, cql_alpha, cql_penalty, stage2_total, td_rows, world_model_losses
+from jowa.losses import LossTerms, c51_td_loss, cql_alpha_value, cql_penalty, stage2_total, td_rows, world_model_losses
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import interleave
 from jowa.planning.beam_search import PlannerOptions
@@ -46,7 +46,7 @@ def mixed_losses(model: WorldActionModel, real: Batch, imagined: Batch | None, c
     td = c51_td_loss(out.logits_q, out.logits_q_target, batch.actions, batch.rewards,
                      td_rows(batch.mask_padding, batch.ends), model.valid_actions(batch.tasks), support, config.gamma,
                      config.double_q)
-    alpha = cql_alpha(config.cql_weight, support.device)
+    alpha = cql_alpha_value(config.cql_weight)  # a float made once: no new device tensor per step
     cql = cql_penalty(out.logits_q, batch.actions, batch.mask_padding, support, alpha)
     return stage2_total(*wm, td, cql, config.supervised_weight)
 

@@ -82,10 +82,10 @@ class DeepSpeedEngine(Engine):
         if not self.ds.is_gradient_accumulation_boundary():
             raise RuntimeError("DeepSpeedEngine.step() called off the accumulation boundary; "
                                "the loop and DeepSpeed disagree on grad_accum")
-        self.ds.step()
+        self.ds.step()  # DeepSpeed decides on overflow itself (host side); we only wrap its answer
         norm = self.ds.get_global_grad_norm()
         norm = math.inf if norm is None else float(norm)
-        return StepResult(bool(self.ds.was_step_applied()), norm)
+        return StepResult(torch.tensor(bool(self.ds.was_step_applied())), torch.tensor(norm, dtype=torch.float64))
 
     def learning_rates(self) -> dict[str, float]:
         return group_learning_rates(self._base_optimizer)

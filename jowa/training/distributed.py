@@ -98,12 +98,26 @@ def barrier() -> None:
         dist.barrier()
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """True on every rank if `flag` is True on any rank."""
+_HOST_GROUP: list[object] = []  # the gloo group of `any_rank`, made on its first (collective) call
+
+
+def _host_group() -> object | None:
+    """A gloo group for host flags (None: the default group is gloo already). An NCCL all-reduce of a flag
+    would queue behind the step's kernels and its read would wait for all of them."""
+    if dist.get_backend() == "gloo":
+        return None
+    if not _HOST_GROUP:
+        _HOST_GROUP.append(dist.new_group(backend="gloo"))
+    return _HOST_GROUP[0]
+
+
+def any_rank(flag: bool, device: torch.device | None = None) -> bool:
+    """True on every rank if `flag` is True on any rank (a CPU tensor over gloo: no device sync).
+    `device` is accepted for older callers and ignored."""
     if not dist.is_initialized():
         return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    value = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_host_group())
     return bool(value.item() > 0)
 
 

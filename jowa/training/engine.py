@@ -8,7 +8,8 @@ Two implementations share it — `TorchEngine` (one process, or DDP under torchr
         engine.backward(outputs.loss)        # scaled by 1 / grad_accum
     result = engine.step()                   # clip, update — or skip when the gradient is not finite
 
-A step is skipped when the global gradient norm is not finite. Both engines see the *synchronised*
+A step is skipped when the global gradient norm is not finite — on the device where the optimizer can
+(fused AdamW/Adam take a `found_inf` flag), so that a step needs no host sync. Both engines see the *synchronised*
 gradient, so every rank makes the same decision; a non-finite loss is turned into a non-finite
 gradient first (`poison_nonfinite`), which reduces "bad loss" and "bad gradient" to one mechanism.
 """
@@ -27,8 +28,10 @@ from torch import nn
 
 @dataclass(frozen=True)
 class StepResult:
-    applied: bool  # False: the update was skipped (non-finite loss or gradient)
-    grad_norm: float  # global gradient norm before clipping; inf/nan when skipped
+    """0-dim tensors on the engine's device, read by the loop only when it logs (reading them syncs)."""
+
+    applied: torch.Tensor  # bool; False: the update was skipped (non-finite loss or gradient)
+    grad_norm: torch.Tensor  # float; global gradient norm before clipping; inf/nan when skipped
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from jowa.training.batches import BatchSource, Prefetcher, to_device
 from jowa.training.checkpoints import CheckpointManager, CorruptCheckpoint, step_dir_name, validate
 from jowa.training.config import CheckpointConfig, LoggingConfig
 from jowa.training.distributed import DistContext, any_rank
-from jowa.training.engine import Engine, EngineSpec, poison_nonfinite
+from jowa.training.engine import Engine, EngineSpec, StepResult, poison_nonfinite
 from jowa.training.engines import build_engine
 from jowa.training.logger import TrainLogger
 from jowa.training.objectives import ObjectiveOutput
@@ -199,22 +199,59 @@ class _Run:
 
 
 class _Window:
-    """Scalars accumulated between two log points (applied steps only for the losses)."""
+    """Scalars accumulated between two log points. Everything stays on the device until `settle` reads the
+    window's step results in one transfer (at log points, checkpoints and the end): no host sync per step."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.sums: dict[str, torch.Tensor] = {}  # loss terms summed over applied steps
+        self.pending: list[tuple[int, StepResult]] = []  # (step, result) not read yet
+        self.count = 0  # applied steps read so far
         self.norms: list[float] = []
         self.meter = Meter()
 
-    def add(self, terms: dict[str, torch.Tensor], grad_norm: float) -> None:
-        for name, value in terms.items():
-            self.sums[name] = self.sums.get(name, 0) + value
-        self.count += 1
-        self.norms.append(grad_norm)
+    def add(self, step: int, terms: dict[str, torch.Tensor], result: StepResult) -> None:
+        for name, value in terms.items():  # a skipped step adds an exact 0 (its terms may be nan)
+            self.sums[name] = self.sums.get(name, 0) + torch.where(result.applied, value, 0)
+        self.pending.append((step, result))
+
+    def take_pending(self) -> list[tuple[int, bool, float]]:
+        """(step, applied, norm) of the steps not read yet, in one device-to-host transfer."""
+        if not self.pending:
+            return []
+        rows = torch.stack([torch.stack([r.applied.double(), r.grad_norm.double()]).cpu()
+                            for _, r in self.pending]).tolist()
+        read = [(step, bool(a), norm) for (step, _), (a, norm) in zip(self.pending, rows)]
+        self.pending = []
+        for _, applied, norm in read:
+            if applied:
+                self.count += 1
+                self.norms.append(norm)
+        return read
 
     def means(self) -> dict[str, float]:
-        return {k: float(v) / self.count for k, v in self.sums.items()} if self.count else {}
+        if not self.count:
+            return {}
+        values = torch.stack([v.detach().double() for v in self.sums.values()]).cpu().tolist()  # exact float32s
+        return {k: v / self.count for k, v in zip(self.sums, values)}
+
+
+def _settle(run: "_Run", window: _Window, logger: TrainLogger) -> None:
+    """Read the window's pending step results: count skipped steps and stop after `max_bad_steps` in a row."""
+    stage, state, limit = run.stage, run.state, run.settings.max_bad_steps
+    for step, applied, norm in window.take_pending():
+        if applied:
+            state.bad_in_row = 0
+            continue
+        state.skipped_steps += 1
+        state.bad_in_row += 1
+        logger.message(f"[{stage.name}] step {step}: non-finite loss or gradient (norm {norm}); update skipped "
+                       f"({state.bad_in_row} in a row, {state.skipped_steps} in total)")
+        if state.bad_in_row >= limit:
+            raise TrainingDiverged(
+                f"[{stage.name}] stopped at step {state.step}: {state.bad_in_row} consecutive steps had a non-finite "
+                f"loss or gradient (up to step {step}; max_bad_steps={limit}). The weights are those of the last "
+                f"good step; lower the learning rate or check the data, then resume from a checkpoint."
+            )
 
 
 def _flush(
@@ -223,6 +260,7 @@ def _flush(
     """Log the window; returns the progress bar's loss and tokens/s texts."""
     stage, engine = run.stage, run.engine
     assert engine is not None
+    _settle(run, window, logger)
     means = window.means()
     values = {f"loss/{k}": v for k, v in means.items()}
     values.update({f"lr/{k}": v for k, v in engine.learning_rates().items()})
@@ -291,17 +329,30 @@ def train_stage(
     return outcome
 
 
+STOP_CHECK_EVERY = 10  # steps between the ranks' agreement on a stop request (one small collective)
+
+
+def _stop_now(run: _Run, stop: StopRequest) -> bool:
+    """One process reads its own flag (no tensor at all). Several ranks must agree, which is a collective
+    and a read: only every STOP_CHECK_EVERY steps (a SIGTERM waits at most that many steps)."""
+    if run.ctx.world_size == 1:
+        return stop.requested
+    return run.state.step % STOP_CHECK_EVERY == 0 and any_rank(stop.requested, run.ctx.device)
+
+
 def _steps(run: _Run, batches: Prefetcher, logger: TrainLogger, outcome: StageOutcome, stop: StopRequest,
            peak: float | None) -> None:
     stage, ctx, settings = run.stage, run.ctx, run.settings
     window = _Window()
     while run.state.step < stage.steps:
-        if any_rank(stop.requested, ctx.device):
+        if _stop_now(run, stop):
+            _settle(run, window, logger)
             outcome.status = "interrupted"
             logger.message(f"[{stage.name}] {stop.signal_name or 'stop'} received: saving step {run.state.step} and stopping")
             break
         index = _phase_index(stage.phases, run.state.step)
         if index != run.phase:
+            _settle(run, window, logger)
             if window.count:  # a log window never mixes two phases' losses
                 _flush(run, window, logger, outcome, peak)
                 window = _Window()
@@ -331,21 +382,7 @@ def _steps(run: _Run, batches: Prefetcher, logger: TrainLogger, outcome: StageOu
         run.state.step += 1
         run.state.items_seen += items * ctx.world_size
         window.meter.add(items * stage.tokens_per_item, items, waited)
-        if result.applied:
-            run.state.bad_in_row = 0
-            window.add(step_terms, result.grad_norm)
-        else:
-            run.state.skipped_steps += 1
-            run.state.bad_in_row += 1
-            logger.message(f"[{stage.name}] step {run.state.step}: non-finite loss or gradient "
-                           f"(norm {result.grad_norm}); update skipped ({run.state.bad_in_row} in a row, "
-                           f"{run.state.skipped_steps} in total)")
-            if run.state.bad_in_row >= settings.max_bad_steps:
-                raise TrainingDiverged(
-                    f"[{stage.name}] stopped at step {run.state.step}: {run.state.bad_in_row} consecutive steps had a "
-                    f"non-finite loss or gradient (max_bad_steps={settings.max_bad_steps}). The weights are those of "
-                    f"the last good step; lower the learning rate or check the data, then resume from a checkpoint."
-                )
+        window.add(run.state.step, step_terms, result)
         for hook in stage.hooks:
             hook.after_step(run.state.step)
         postfix = None
@@ -356,4 +393,5 @@ def _steps(run: _Run, batches: Prefetcher, logger: TrainLogger, outcome: StageOu
             window = _Window()
         logger.advance(postfix)
         if run.state.step % settings.checkpoint.every == 0 or last:
+            _settle(run, window, logger)  # the saved state counts every skipped step so far
             outcome.checkpoint = run.save()

@@ -65,14 +65,27 @@ def world_param_groups(model: WorldActionModel, rates: WorldLearningRates, with_
     return groups
 
 
+def update_kwargs(params: list[nn.Parameter]) -> dict[str, bool]:
+    """fused on CUDA (one kernel for the whole update, and it can skip a non-finite step on the device:
+    `found_inf`); foreach elsewhere (one multi-tensor update per group, the CPU numerics we test against)."""
+    params = list(params)
+    if params and all(p.is_cuda for p in params):
+        return {"fused": True}
+    return {"foreach": True}
+
+
+def _params(groups: list[dict]) -> list[nn.Parameter]:
+    return [p for group in groups for p in group["params"]]
+
+
 def make_adamw(groups: list[dict], betas: tuple[float, ...], eps: float) -> torch.optim.AdamW:
-    # foreach: one fused multi-tensor update per group; identical math to the per-tensor loop.
-    return torch.optim.AdamW(groups, betas=(betas[0], betas[1]), eps=eps, foreach=True)
+    """The model must already be on its device: the kind of update is chosen from where the parameters are."""
+    return torch.optim.AdamW(groups, betas=(betas[0], betas[1]), eps=eps, **update_kwargs(_params(groups)))
 
 
 def make_adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
     """The tokenizer's optimizer: Adam, default betas/eps, no weight decay."""
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+    return torch.optim.Adam(params, lr=lr, **update_kwargs(params))
 
 
 def make_schedule(

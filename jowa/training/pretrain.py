@@ -194,7 +194,7 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
 
     t = p.training.tokenizer
     seed_everything(p.training.seed)
-    tokenizer = Tokenizer(p.size.tokenizer)
+    tokenizer = Tokenizer(p.size.tokenizer).to(ctx.device)  # on its device first: the optimizer is chosen by it
     micro = micro_batch_size(t.batch_size, t.grad_accum, ctx.world_size)
     assert options.replay is not None
     pool = load_frame_pool(options.replay, options.games, t.pool_frames, t.scan_frames, p.training.seed,
@@ -272,7 +272,7 @@ def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutco
                          f"{p.tokenizer_dir} ({identity})")
     tokenizer = Tokenizer.from_pretrained(p.tokenizer_dir).requires_grad_(False).eval()
     seed_everything(p.training.seed)
-    model = WorldActionModel(p.size.world_model)
+    model = WorldActionModel(p.size.world_model).to(ctx.device)  # before its optimizer (fused on CUDA)
     micro = micro_batch_size(w.batch_size, w.grad_accum, ctx.world_size)
     dataset = SegmentDataset(p.tokens_dir, batch_size=micro, segment_length=w.segment_length, stride=data.stride,
                              mixing=data.mixing, shuffle_buffer=data.shuffle_buffer, seed=p.training.seed,

@@ -18,6 +18,13 @@ from jowa.training.engine import Engine, EngineSpec, StepResult, group_learning_
 OPTIMIZER_FILE = "optimizer.pt"
 
 
+def device_skip(optimizer: torch.optim.Optimizer, scheduler: object | None) -> bool:
+    """Whether a non-finite step can be skipped on the device: a fused Adam(W) (its `found_inf`) and no lr
+    schedule (a schedule's step is host code that must know whether the update happened)."""
+    fused = isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)) and bool(optimizer.defaults.get("fused"))
+    return fused and scheduler is None
+
+
 class TorchEngine(Engine):
     """`synchronise=False` under several ranks trains independent replicas — the official code's
     (accidental) behaviour, kept only so tests can show that the real engines differ from it."""
@@ -56,14 +63,18 @@ class TorchEngine(Engine):
 
     def step(self) -> StepResult:
         clip = self.spec.grad_clip if self.spec.grad_clip > 0 else math.inf
-        norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, clip))
-        applied = math.isfinite(norm)
-        if applied:
+        norm = torch.nn.utils.clip_grad_norm_(self.trainable, clip).detach()
+        finite = torch.isfinite(norm)
+        if device_skip(self.optimizer, self.scheduler):
+            # The fused kernel leaves weights, moments and step counts alone when found_inf is 1: no sync.
+            self.optimizer.found_inf = (~finite).float()  # type: ignore[attr-defined]
+            self.optimizer.step()
+        elif bool(finite):  # a host read: free on CPU; with a schedule, which must not advance on a skipped step
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return StepResult(applied, norm)
+        return StepResult(finite, norm)
 
     def learning_rates(self) -> dict[str, float]:
         return group_learning_rates(self.optimizer)
