@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             video_frames=args.video_frames if args.video else 0,
         )
         settings = resolve(config, args.games.split(","))
-        name = {"greedy": "greedy", "mcts": f"mcts_H{settings.horizon}"}.get(settings.planner, f"plan_H{settings.horizon}")
+        names = {"greedy": "greedy", "mcts": f"mcts_H{settings.horizon}"}
+        name = names.get(settings.planner, f"plan_H{settings.horizon}")
         out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
         out = evaluate_run(args.run, settings, out, str(pick_device(args.device, 0)), args.random_baseline,
                            config.video_frames, behaviour=args.behaviour)

@@ -62,6 +62,6 @@ def resolve(config: EvalConfig, games: list[str]) -> EvaluationSettings:
 
     return resolve_settings(
         games, config.episodes, config.protocol, config.beam_width, config.horizon, config.context,
-        config.num_envs, greedy=config.horizon == 0 and config.planner != "mcts", settings_file=settings_path(config.settings), seed=config.seed,
+        config.num_envs, greedy=config.horizon == 0, settings_file=settings_path(config.settings), seed=config.seed,
         max_episode_steps=config.max_episode_steps, planner=config.planner, simulations=config.simulations,
     )

@@ -133,14 +133,15 @@ def agent_actor_factory(model, tokenizer, settings: EvaluationSettings):
     from jowa.planning.registry import make_planner
 
     # Each game's K reaches the planner per environment (`widths`), so the planner holds only H and its own options.
-    planner = make_planner(settings.planner, PlannerSettings(horizon=settings.horizon, simulations=settings.simulations))
+    planner = make_planner(settings.planner, PlannerSettings(settings.horizon, simulations=settings.simulations))
 
     def make(slot_games: list[str]) -> AgentActor:
         tasks = torch.tensor([task_id(g) for g in slot_games])
         buffers = torch.tensor([settings.per_game[g].context for g in slot_games])
         widths = torch.tensor([settings.per_game[g].beam_width for g in slot_games])
         generator = torch.Generator().manual_seed(settings.seed)
-        return AgentActor(Agent(model, tokenizer, tasks, planner, buffers, widths, settings.protocol.epsilon, generator))
+        epsilon = settings.protocol.epsilon
+        return AgentActor(Agent(model, tokenizer, tasks, planner, buffers, widths, epsilon, generator))
 
     return make
 

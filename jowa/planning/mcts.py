@@ -36,7 +36,8 @@ DEFAULT_SIMULATIONS = 20  # the official eval/eval_MCTS.sh
 @dataclass
 class MCTS:
     horizon: int = 6  # H: the root context is the last 8 − H blocks; nodes go down to depth max(1, H − 1)
-    simulations: int | None = DEFAULT_SIMULATIONS  # per decision; None = K²(H − 1) + K with each environment's K (official)
+    # Per decision; None = K²(H − 1) + K with each environment's K (the official default without a count).
+    simulations: int | None = DEFAULT_SIMULATIONS
     temperature: float = 0.9  # of the priors softmax(Q / T)
     gamma: float = 0.99
     c_init: float = 1.25  # pUCT c1
