@@ -87,6 +87,9 @@ class WorldModelConfig:
         return self.tokens_per_block * self.max_blocks
 
 
+BOOTSTRAPS = ("max", "double", "data")  # CriticLossConfig.bootstrap
+
+
 @dataclass
 class CriticLossConfig:
     """Stage-2 objective (docs/official_jowa.md §5): C51 TD + CQL + supervised_weight × world-model losses."""
@@ -94,9 +97,12 @@ class CriticLossConfig:
     gamma: float = 0.99
     cql_weight: float = 0.1
     supervised_weight: float = 0.1
-    # Ours, off in the official recipe: pick the bootstrap action a* with the online head and read its return
-    # distribution from the target head (double Q), against the max-over-actions drift of docs/diagnosis.md.
-    double_q: bool = False
+    # The bootstrap action a* at the next step, its distribution read from the target head:
+    #   max    — argmax of the target head's Q (official);
+    #   double — argmax of the online head's Q (double Q; ours);
+    #   data   — the action the data took there: the behaviour policy's value (SARSA, "one-step" offline RL;
+    #            ours), which no max over noisy action values can drift upward (docs/diagnosis.md).
+    bootstrap: str = "max"
 
 
 @dataclass

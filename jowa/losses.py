@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from jowa.games import NUM_ACTIONS
+from jowa.config import BOOTSTRAPS
 from jowa.model.distributional import expected_q, mean_distribution, weighted_distribution
 
 IGNORE_INDEX = -100
@@ -123,15 +124,23 @@ class TDTarget:
 
 
 def _bootstrap(
-    logits_q_target: torch.Tensor, valid_actions: torch.Tensor, support: torch.Tensor,
-    logits_q_select: torch.Tensor | None,
+    logits_q_target: torch.Tensor, valid_actions: torch.Tensor, support: torch.Tensor, bootstrap: str,
+    logits_q: torch.Tensor | None, actions: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """a* [B, T] (argmax over valid actions of the chooser's Q) and the target head's distribution at a* [B, T, Z]."""
+    """a* [B, T] and the target head's distribution at a* [B, T, Z]. a* is the argmax over valid actions of the
+    target head's Q ("max"), of the online head's Q `logits_q` ("double"), or the data's `actions` ("data")."""
     num_atoms = support.numel()
     target = weighted_distribution(logits_q_target, num_atoms)  # [B, T, A, Z]
-    chooser = target if logits_q_select is None else weighted_distribution(logits_q_select, num_atoms)
-    chooser_q = expected_q(chooser, support).masked_fill(~valid_actions[:, None, :], float("-inf"))  # [B, T, A]
-    best = chooser_q.argmax(dim=-1, keepdim=True)  # [B, T, 1]
+    if bootstrap == "data":
+        assert actions is not None, "bootstrap='data' needs the data's actions"
+        best = actions[..., None]  # [B, T, 1]
+    else:
+        if bootstrap not in BOOTSTRAPS:
+            raise ValueError(f"bootstrap must be one of {BOOTSTRAPS}, got {bootstrap!r}")
+        assert bootstrap == "max" or logits_q is not None, "bootstrap='double' needs the online logits"
+        chooser = target if bootstrap == "max" else weighted_distribution(logits_q.detach(), num_atoms)
+        chooser_q = expected_q(chooser, support).masked_fill(~valid_actions[:, None, :], float("-inf"))  # [B, T, A]
+        best = chooser_q.argmax(dim=-1, keepdim=True)  # [B, T, 1]
     best_dist = target.gather(2, best[..., None].expand(-1, -1, 1, num_atoms)).squeeze(2)  # [B, T, Z]
     return best.squeeze(-1), best_dist
 
@@ -139,13 +148,13 @@ def _bootstrap(
 @torch.no_grad()
 def td_target(
     logits_q_target: torch.Tensor, rewards: torch.Tensor, rows: TDRows, valid_actions: torch.Tensor,
-    support: torch.Tensor, gamma: float, logits_q_select: torch.Tensor | None = None,
+    support: torch.Tensor, gamma: float, bootstrap: str = "max", logits_q: torch.Tensor | None = None,
+    actions: torch.Tensor | None = None,
 ) -> TDTarget:
-    """Bootstrap from the target head: a* = argmax over valid actions of its Q (official), or of the online
-    head's Q when `logits_q_select` (the online logits) is given (double Q). The rows as the official code
+    """Bootstrap from the target head's distribution at a* (see `_bootstrap`; "max" is official). The rows as the official code
     lists them (for diagnostics and parity; the training loss uses `c51_td_loss`, which never syncs)."""
     num_atoms = support.numel()
-    best, best_dist = _bootstrap(logits_q_target, valid_actions, support, logits_q_select)
+    best, best_dist = _bootstrap(logits_q_target, valid_actions, support, bootstrap, logits_q, actions)
     num_terminal = int(rows.terminal.sum())
     weights = torch.cat([best_dist[rows.following], best_dist.new_full((num_terminal, num_atoms), 1 / num_atoms)])
     atoms = torch.cat([
@@ -158,13 +167,13 @@ def td_target(
 @torch.no_grad()
 def _dense_targets(
     logits_q_target: torch.Tensor, rewards: torch.Tensor, valid_actions: torch.Tensor, support: torch.Tensor,
-    gamma: float, logits_q_select: torch.Tensor | None,
+    gamma: float, bootstrap: str, logits_q: torch.Tensor, actions: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The C51 targets at every position [B·T, Z], as a pair row (r + γz, next step's a* distribution) and
     as a terminal row (r, uniform). Valid steps are contiguous in a row, so a `current` step's partner in
     `following` is the next position: a shift replaces boolean-mask indexing (whose size needs the host)."""
     num_atoms = support.numel()
-    _, best_dist = _bootstrap(logits_q_target, valid_actions, support, logits_q_select)
+    _, best_dist = _bootstrap(logits_q_target, valid_actions, support, bootstrap, logits_q, actions)
     following = torch.cat([best_dist[:, 1:], best_dist[:, -1:]], dim=1).flatten(0, 1)  # last column: never a pair
     pair = c51_project((rewards[..., None] + gamma * support).flatten(0, 1), following, support)
     terminal_atoms = rewards[..., None].expand(-1, -1, num_atoms).flatten(0, 1)
@@ -179,17 +188,16 @@ def c51_cross_entropy(projected: torch.Tensor, predicted: torch.Tensor) -> torch
 
 def c51_td_loss(
     logits_q: torch.Tensor, logits_q_target: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
-    rows: TDRows, valid_actions: torch.Tensor, support: torch.Tensor, gamma: float, double_q: bool = False,
+    rows: TDRows, valid_actions: torch.Tensor, support: torch.Tensor, gamma: float, bootstrap: str = "max",
 ) -> torch.Tensor:
     """1-step distributional TD loss (docs/official_jowa.md §5.2): the mean over the official rows (pairs, then
     terminal steps) of the C51 cross-entropy, computed densely over [B, T] with masks so that the step has
     no host sync (the official row lists have data-dependent sizes; same rows, same values).
 
     logits_q / logits_q_target [M, B, T, A·Z]; actions [B, T]; rewards [B, T] as stored;
-    valid_actions [B, A]; `double_q` selects a* with the online head (ours, off in the official recipe).
+    valid_actions [B, A]; `bootstrap`: see `_bootstrap` ("max" is official).
     """
-    select = logits_q.detach() if double_q else None
-    pair, terminal = _dense_targets(logits_q_target, rewards, valid_actions, support, gamma, select)
+    pair, terminal = _dense_targets(logits_q_target, rewards, valid_actions, support, gamma, bootstrap, logits_q, actions)
     num_atoms = support.numel()
     online = weighted_distribution(logits_q, num_atoms)  # [B, T, A, Z]
     chosen = online.gather(2, actions[..., None, None].expand(-1, -1, 1, num_atoms)).squeeze(2)  # [B, T, Z]

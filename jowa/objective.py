@@ -33,7 +33,7 @@ def compute_losses(
     assert outputs.logits_q_target is not None
     td = c51_td_loss(
         outputs.logits_q, outputs.logits_q_target, batch.actions, batch.rewards, rows,
-        model.valid_actions(batch.tasks), support, config.gamma, config.double_q,
+        model.valid_actions(batch.tasks), support, config.gamma, config.bootstrap,
     )
     cql = cql_penalty(outputs.logits_q, batch.actions, batch.mask_padding, support, cql_alpha_value(config.cql_weight))
     return stage2_total(*wm, td, cql, config.supervised_weight), outputs

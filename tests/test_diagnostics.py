@@ -281,7 +281,7 @@ def test_world_hook_measures_a_fixed_batch_of_held_episodes(tmp_path: Path, tiny
     assert tiny_model.training and torch.equal(torch.get_rng_state(), rng)
 
 
-def test_double_q_bootstraps_the_online_heads_choice_from_the_target_head() -> None:
+def test_each_bootstrap_reads_the_target_head_at_its_own_choice_of_action() -> None:
     from jowa.losses import td_rows, td_target
 
     support = torch.linspace(-10, 30, 51)
@@ -295,12 +295,18 @@ def test_double_q_bootstraps_the_online_heads_choice_from_the_target_head() -> N
     valid[0, :2] = True
     rows = td_rows(torch.ones(1, 2, dtype=torch.bool), torch.zeros(1, 2))
     rewards = torch.zeros(1, 2)
+    data_actions = torch.tensor([[5, 1]])
     official = td_target(target.flatten(-2), rewards, rows, valid, support, 0.99)
-    double = td_target(target.flatten(-2), rewards, rows, valid, support, 0.99, online.flatten(-2))
+    double = td_target(target.flatten(-2), rewards, rows, valid, support, 0.99, "double", online.flatten(-2))
+    data = td_target(target.flatten(-2), rewards, rows, valid, support, 0.99, "data", actions=data_actions)
     assert official.best_actions.tolist() == [[0, 0]] and double.best_actions.tolist() == [[1, 1]]
+    assert data.best_actions.tolist() == [[5, 1]]  # the logged actions, whatever the heads say
     # the value still comes from the target head: a* = 1 bootstraps its ~−10, projected at γ·(−10) ≈ −9.9
     assert float((official.projected * support).sum(-1)) == pytest.approx(0.99 * 30, abs=0.05)
     assert float((double.projected * support).sum(-1)) == pytest.approx(0.99 * -10, abs=0.05)
+    assert float((data.projected * support).sum(-1)) == pytest.approx(0.99 * -10, abs=0.05)  # step 1 took action 1
+    with pytest.raises(ValueError, match="bootstrap"):
+        td_target(target.flatten(-2), rewards, rows, valid, support, 0.99, "mean")
 
 
 def test_action_agreement_counts_the_valid_argmax_against_the_data() -> None:

@@ -63,7 +63,7 @@ def action_agreement(q: torch.Tensor, valid_actions: torch.Tensor, batch: Batch)
 
 def critic_measures(
     model: WorldActionModel, batch: Batch, gamma: float, returns: torch.Tensor | None = None,
-    outputs: WorldModelOutput | None = None,
+    outputs: WorldModelOutput | None = None, bootstrap: str = "max",
 ) -> dict[str, float]:
     """TD loss (eval mode: no dropout) beside ln(Z) and the target's entropy, the Q spread, and with `returns` [B, T] (the
     returns-to-go of each step; only read where mask_padding holds) the Q-vs-return measures."""
@@ -71,7 +71,8 @@ def critic_measures(
     assert outputs.logits_q_target is not None
     support, valid = model.atoms, model.valid_actions(batch.tasks)
     rows = td_rows(batch.mask_padding, batch.ends)
-    target = td_target(outputs.logits_q_target, batch.rewards, rows, valid, support, gamma)
+    target = td_target(outputs.logits_q_target, batch.rewards, rows, valid, support, gamma, bootstrap,
+                       outputs.logits_q, batch.actions)
     td = c51_cross_entropy(target.projected, td_prediction(outputs.logits_q, batch.actions, rows))
     q = q_values(outputs.logits_q, support)  # [B, T, A]
     # A TD loss near ln(Z) can mean "learns nothing" or "its target is itself near-uniform": from a uniform

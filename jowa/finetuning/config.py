@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jowa.config import CONFIG_DIR, CriticLossConfig, load_yaml
+from jowa.config import BOOTSTRAPS, CONFIG_DIR, CriticLossConfig, load_yaml
 from jowa.evaluation.config import EvalConfig
 from jowa.training.config import SCHEDULES, CheckpointConfig, LoggingConfig
 
@@ -108,6 +108,7 @@ def validate(config: FinetuneConfig) -> None:
         (config.schedule in SCHEDULES, f"schedule {config.schedule!r}: choose one of {SCHEDULES}"),
         (config.precision in ("auto", "fp32", "bf16"), f"precision {config.precision!r}: auto, fp32 or bf16"),
         (config.target_update_every > 0, "target_update_every must be > 0"),
+        (config.loss.bootstrap in BOOTSTRAPS, f"loss.bootstrap {config.loss.bootstrap!r}: choose one of {BOOTSTRAPS}"),
         (len(config.betas) == 2, "betas needs two values"),
         (d.transitions >= 1, "data.transitions must be >= 1"),
         (bool(SELECTION.match(d.select)),

@@ -45,7 +45,7 @@ def mixed_losses(model: WorldActionModel, real: Batch, imagined: Batch | None, c
     assert out.logits_q_target is not None
     td = c51_td_loss(out.logits_q, out.logits_q_target, batch.actions, batch.rewards,
                      td_rows(batch.mask_padding, batch.ends), model.valid_actions(batch.tasks), support, config.gamma,
-                     config.double_q)
+                     config.bootstrap)
     alpha = cql_alpha_value(config.cql_weight)  # a float made once: no new device tensor per step
     cql = cql_penalty(out.logits_q, batch.actions, batch.mask_padding, support, alpha)
     return stage2_total(*wm, td, cql, config.supervised_weight)

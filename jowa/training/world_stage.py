@@ -57,9 +57,9 @@ class WorldMeasures(MeasureHook):
     """
 
     def __init__(self, model: WorldActionModel, shards: list[ShardInfo], segment_length: int, gamma: float,
-                 every: int, last: int, max_steps: int = HELD_STEPS) -> None:
+                 every: int, last: int, max_steps: int = HELD_STEPS, bootstrap: str = "max") -> None:
         super().__init__(every, last)
-        self.model, self.gamma = model, gamma
+        self.model, self.gamma, self.bootstrap = model, gamma, bootstrap
         episodes = held_episodes(shards, max_steps)
         self.episodes = len(episodes)
         self.batch, self.returns = episode_windows(episodes, segment_length, gamma)
@@ -71,7 +71,7 @@ class WorldMeasures(MeasureHook):
         batch, returns = to_device(self.batch, device), self.returns.to(device)
         outputs = eval_forward(self.model, batch)
         return {**world_measures(self.model, batch, outputs),
-                **critic_measures(self.model, batch, self.gamma, returns, outputs)}
+                **critic_measures(self.model, batch, self.gamma, returns, outputs, self.bootstrap)}
 
 
 def world_stage(
