@@ -43,7 +43,7 @@ def start_server(size: str, game: str, beam_width: int, horizon: int, out: Path)
 
     from jowa.config import load_size
     from jowa.model.world_model import WorldActionModel
-    from jowa.planning import PlannerOptions
+    from jowa.planning import BeamSearch
     from jowa.tokenizer import Tokenizer
     from jowa.viewer.server import Viewer, build_app
     from jowa.viewer.session import PlaySession
@@ -54,7 +54,7 @@ def start_server(size: str, game: str, beam_width: int, horizon: int, out: Path)
     sizes = load_size(size)
     sizes.tokenizer.lpips_net = "none"
     model, tokenizer = WorldActionModel(sizes.world_model).eval(), Tokenizer(sizes.tokenizer).eval()
-    viewer = Viewer(PlaySession(model, tokenizer, game, PlannerOptions(beam_width, horizon)), out, max_fps=60)
+    viewer = Viewer(PlaySession(model, tokenizer, game, BeamSearch(beam_width, horizon)), out, max_fps=60)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

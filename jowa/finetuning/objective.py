@@ -21,7 +21,7 @@ from jowa.finetuning.imagination import imagine
 from jowa.losses import LossTerms, c51_td_loss, cql_alpha_value, cql_penalty, stage2_total, td_rows, world_model_losses
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import interleave
-from jowa.planning.beam_search import PlannerOptions
+from jowa.planning.planner import Planner
 from jowa.training.objectives import ObjectiveOutput
 
 
@@ -54,7 +54,7 @@ def mixed_losses(model: WorldActionModel, real: Batch, imagined: Batch | None, c
 class Imagination:
     """When and how many imagined segments each step adds to / takes from the buffer."""
 
-    def __init__(self, buffer: SegmentBuffer, options: PlannerOptions, after: int, per_batch: int) -> None:
+    def __init__(self, buffer: SegmentBuffer, options: Planner, after: int, per_batch: int) -> None:
         self.buffer, self.options, self.after, self.per_batch = buffer, options, after, per_batch
 
     def active(self, step: int) -> bool:

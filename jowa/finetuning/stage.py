@@ -23,7 +23,7 @@ from jowa.finetuning.objective import FinetuneObjective, Imagination, StepCounte
 from jowa.finetuning.task_rows import init_task_row
 from jowa.games import task_id
 from jowa.model.world_model import WorldActionModel
-from jowa.planning.beam_search import PlannerOptions
+from jowa.planning.beam_search import BeamSearch
 from jowa.training.loop import Phase, PhaseParts, Stage
 from jowa.training.optim import WorldLearningRates, make_adamw, make_schedule, world_param_groups
 from jowa.training.state import seed_everything
@@ -85,7 +85,7 @@ def build_finetune(plan: FinetunePlan, options: FinetuneOptions, facts: dict[str
     if im.enabled:
         capacity = im.buffer_factor * source.num_segments
         buffer = SegmentBuffer(capacity, d.segment_length, seed=config.seed + im.seed_offset)
-        imagination = Imagination(buffer, PlannerOptions(beam_width=im.beam_width, horizon=im.horizon), im.after,
+        imagination = Imagination(buffer, BeamSearch(beam_width=im.beam_width, horizon=im.horizon), im.after,
                                   imagined_per_batch(config))
     objective = FinetuneObjective(model, tokenizer, config.loss, imagination, config.tokenizer.train)
 
