@@ -18,13 +18,15 @@ def interleave(obs_tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 
 
 def compute_losses(
-    model: WorldActionModel, batch: Batch, critic: bool, config: CriticLossConfig,
+    model: WorldActionModel, batch: Batch, critic: bool, config: CriticLossConfig, supervised_rows: int | None = None,
 ) -> tuple[LossTerms, WorldModelOutput]:
-    """Stage 1 (`critic=False`): world-model CEs. Stage 2: TD + CQL + supervised_weight × CEs."""
+    """Stage 1 (`critic=False`): world-model CEs. Stage 2: TD + CQL over all rows + supervised_weight × CEs over
+    the first `supervised_rows` rows (all by default; fine-tuning puts its imagined rows after the real ones)."""
     outputs = model(interleave(batch.observations, batch.actions), batch.tasks, with_target=critic)
+    r = batch.batch_size if supervised_rows is None else supervised_rows
     wm = world_model_losses(
-        outputs.logits_observations, outputs.logits_rewards, outputs.logits_ends,
-        batch.observations, batch.rewards, batch.ends, batch.mask_padding,
+        outputs.logits_observations[:r], outputs.logits_rewards[:r], outputs.logits_ends[:r],
+        batch.observations[:r], batch.rewards[:r], batch.ends[:r], batch.mask_padding[:r],
     )
     if not critic:
         return stage1_total(*wm), outputs

@@ -2,8 +2,8 @@
 optionally the tokenizer's own loss (docs/official_jowa.md §5, §9).
 
 One forward pass over [real; imagined] rows. The world-model cross-entropies read only the real rows
-(imagined transitions are the model's own predictions, not data); TD and CQL read all rows. Without
-imagined rows this is exactly `jowa.objective.compute_losses(..., critic=True)`.
+(imagined transitions are the model's own predictions, not data); TD and CQL read all rows: one loss
+assembly, `jowa.objective.compute_losses` with `supervised_rows`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from jowa.data.batch import Batch
 from jowa.finetuning.batches import FinetuneBatch
 from jowa.finetuning.buffer import SegmentBuffer
 from jowa.finetuning.imagination import imagine
-from jowa.losses import LossTerms, c51_td_loss, cql_alpha_value, cql_penalty, stage2_total, td_rows, world_model_losses
+from jowa.losses import LossTerms
 from jowa.model.world_model import WorldActionModel
-from jowa.objective import interleave
+from jowa.objective import compute_losses
 from jowa.planning.planner import Planner
 from jowa.training.objectives import ObjectiveOutput
 
@@ -37,18 +37,7 @@ def rows(batch: Batch, stop: int) -> Batch:
 def mixed_losses(model: WorldActionModel, real: Batch, imagined: Batch | None, config: CriticLossConfig) -> LossTerms:
     """TD + CQL over real and imagined rows + supervised_weight × world-model CEs over the real rows."""
     batch = real if imagined is None else concat(real, imagined)
-    out = model(interleave(batch.observations, batch.actions), batch.tasks, with_target=True)
-    r = real.batch_size
-    wm = world_model_losses(out.logits_observations[:r], out.logits_rewards[:r], out.logits_ends[:r],
-                            real.observations, real.rewards, real.ends, real.mask_padding)
-    support = model.atoms
-    assert out.logits_q_target is not None
-    td = c51_td_loss(out.logits_q, out.logits_q_target, batch.actions, batch.rewards,
-                     td_rows(batch.mask_padding, batch.ends), model.valid_actions(batch.tasks), support, config.gamma,
-                     config.bootstrap)
-    alpha = cql_alpha_value(config.cql_weight)  # a float made once: no new device tensor per step
-    cql = cql_penalty(out.logits_q, batch.actions, batch.mask_padding, support, alpha)
-    return stage2_total(*wm, td, cql, config.supervised_weight)
+    return compute_losses(model, batch, critic=True, config=config, supervised_rows=real.batch_size)[0]
 
 
 class Imagination:
