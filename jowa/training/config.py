@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jowa.config import CONFIG_DIR, CriticLossConfig, load_yaml
+from jowa.model.compile import COMPILE_MODES, compile_mode
 
 SCHEDULES: tuple[str, ...] = ("constant", "constant_with_warmup", "linear", "cosine")
 ENGINES: tuple[str, ...] = ("auto", "torch", "deepspeed")
@@ -87,6 +88,9 @@ class EngineConfig:
     kind: str = "auto"  # auto: DeepSpeed when launched by `deepspeed`, else plain PyTorch (DDP under torchrun)
     deepspeed_config: str = "configs/deepspeed/zero1.json"  # relative to the repository root, or absolute
     precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    # torch.compile of the transformer blocks / the tokenizer, in place (jowa/model/compile.py): off, on, or
+    # auto (on for stages long enough to win the compile time back). YAML reads a bare off/on as a bool.
+    compile: str | bool = "off"
 
 
 @dataclass
@@ -145,6 +149,8 @@ def validate(config: TrainingConfig) -> None:
     checks = [
         (config.engine.kind in ENGINES, f"engine.kind {config.engine.kind!r}: choose one of {ENGINES}"),
         (config.engine.precision in PRECISIONS, f"engine.precision {config.engine.precision!r}: choose one of {PRECISIONS}"),
+        (compile_mode(config.engine.compile) in COMPILE_MODES,
+         f"engine.compile {config.engine.compile!r}: choose one of {COMPILE_MODES}"),
         (w.schedule in SCHEDULES, f"world.schedule {w.schedule!r}: choose one of {SCHEDULES}"),
         (0 <= w.critic_start <= w.steps, f"world.critic_start {w.critic_start} must lie in [0, world.steps={w.steps}]"),
         (w.steps >= 0 and t.steps >= 0, "steps must be >= 0"),

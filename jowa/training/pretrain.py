@@ -195,6 +195,7 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
     t = p.training.tokenizer
     seed_everything(p.training.seed)
     tokenizer = Tokenizer(p.size.tokenizer).to(ctx.device)  # on its device first: the optimizer is chosen by it
+    _maybe_compile(p, ctx, "tokenizer", tokenizer, t.steps)
     micro = micro_batch_size(t.batch_size, t.grad_accum, ctx.world_size)
     assert options.replay is not None
     pool = load_frame_pool(options.replay, options.games, t.pool_frames, t.scan_frames, p.training.seed,
@@ -225,6 +226,16 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
                       identity=tokenizer_identity(p.tokenizer_dir))
     barrier()
     return outcome
+
+
+def _maybe_compile(p: Plan, ctx: DistContext, stage: str, module: Any, steps: int) -> None:
+    """engine.compile: compile the stage's model in place (keys unchanged) when asked or when it pays."""
+    from jowa.model.compile import compile_tokenizer, compile_world_model, resolve_compile
+
+    if not resolve_compile(p.training.engine.compile, ctx.device, steps):
+        return
+    names = (compile_tokenizer if stage == "tokenizer" else compile_world_model)(module)
+    _report(ctx, f"[{stage}] torch.compile: {len(names)} modules ({names[0]} …); the first steps include compiling")
 
 
 def _patient_group(seconds: float) -> Any:
@@ -273,6 +284,7 @@ def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutco
     tokenizer = Tokenizer.from_pretrained(p.tokenizer_dir).requires_grad_(False).eval()
     seed_everything(p.training.seed)
     model = WorldActionModel(p.size.world_model).to(ctx.device)  # before its optimizer (fused on CUDA)
+    _maybe_compile(p, ctx, "world", model, w.steps)
     micro = micro_batch_size(w.batch_size, w.grad_accum, ctx.world_size)
     dataset = SegmentDataset(p.tokens_dir, batch_size=micro, segment_length=w.segment_length, stride=data.stride,
                              mixing=data.mixing, shuffle_buffer=data.shuffle_buffer, seed=p.training.seed,
