@@ -89,6 +89,13 @@ EXERCISED: dict[str, list[str]] = {
     "make study": ["Makefile:study", STUDY],
     "python study.py --budget cpu --behaviour runs/behaviour": [STUDY, STUDY_CHECKS],
     "python benchmarks/planning.py": ["tests/test_benchmarks.py"],
+    "python benchmarks/train_step.py --compile": [
+        "tests/test_compile.py::test_the_training_benchmark_puts_a_compiled_row_beside_the_eager_one",
+        "tests/test_benchmarks.py"],
+    # no GPU in CI: the dry run (steps listed, overrides validated, the CUDA check) is what a test runs
+    "benchmarks/gpu_check.sh": ["tests/test_gpu_check.py::test_dry_run_lists_every_step_and_fails_clearly_without_cuda"],
+    "benchmarks/gpu_check.sh --dry-run": [
+        "tests/test_gpu_check.py::test_dry_run_lists_every_step_and_fails_clearly_without_cuda"],
 }
 
 
