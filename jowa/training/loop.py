@@ -210,8 +210,9 @@ class _Window:
         self.meter = Meter()
 
     def add(self, step: int, terms: dict[str, torch.Tensor], result: StepResult) -> None:
+        applied = result.applied.to(next(iter(terms.values())).device) if terms else result.applied  # DeepSpeed's: CPU
         for name, value in terms.items():  # a skipped step adds an exact 0 (its terms may be nan)
-            self.sums[name] = self.sums.get(name, 0) + torch.where(result.applied, value, 0)
+            self.sums[name] = self.sums.get(name, 0) + torch.where(applied, value, 0)
         self.pending.append((step, result))
 
     def take_pending(self) -> list[tuple[int, bool, float]]:
