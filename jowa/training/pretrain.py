@@ -296,7 +296,8 @@ def run_world(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageOutco
     stage = world_stage(model, w, source, micro, tokenizer=tokenizer, facts={"tokenizer": identity})
     if ctx.is_main:
         stage.hooks.append(WorldMeasures(model, resolve_shards(p.tokens_dir), w.segment_length, w.loss.gamma,
-                                         p.training.logging.every * MEASURE_EVERY_LOGS, w.steps))
+                                         p.training.logging.every * MEASURE_EVERY_LOGS, w.steps,
+                                         bootstrap=w.loss.bootstrap))
     outcome = train_stage(stage, ctx, loop_settings(p, options.resume), options.out / "world",
                           {"size": to_dict(p.size), "training": to_dict(p.training)})
     if outcome.status == "finished" and ctx.is_main:
