@@ -199,7 +199,7 @@ class _Run:
 
 
 class _Window:
-    """Scalars accumulated between two log points. Everything stays on the device until `settle` reads the
+    """Scalars accumulated between two log points. Everything stays on the device until `_settle` reads the
     window's step results in one transfer (at log points, checkpoints and the end): no host sync per step."""
 
     def __init__(self) -> None:
@@ -219,8 +219,8 @@ class _Window:
         """(step, applied, norm) of the steps not read yet, in one device-to-host transfer."""
         if not self.pending:
             return []
-        rows = torch.stack([torch.stack([r.applied.double(), r.grad_norm.double()]).cpu()
-                            for _, r in self.pending]).tolist()
+        # one engine per window (a phase switch settles first), so one device: one transfer
+        rows = torch.stack([torch.stack([r.applied.double(), r.grad_norm.double()]) for _, r in self.pending]).tolist()
         read = [(step, bool(a), norm) for (step, _), (a, norm) in zip(self.pending, rows)]
         self.pending = []
         for _, applied, norm in read:
