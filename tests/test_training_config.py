@@ -37,6 +37,9 @@ def test_validation_names_the_bad_setting() -> None:
         validate(config)
     with pytest.raises(ValueError, match="world.schedule 'cyclic'"):
         validate(apply_overrides(load_training("tiny"), ["world.schedule=cyclic"]))
+    with pytest.raises(ValueError, match="world.loss.bootstrap 'mean': choose one of"):
+        validate(apply_overrides(load_training("tiny"), ["world.loss.bootstrap=mean"]))
+    validate(apply_overrides(load_training("tiny"), ["world.loss.bootstrap=data"]))
 
 
 def test_deepspeed_json_gets_batch_accumulation_and_clipping_from_the_training_config(tmp_path: Path) -> None:
