@@ -107,6 +107,29 @@ def test_a_step_between_log_points_reads_nothing_back(tmp_path: Path, reads: Hos
     assert reads.seen == []
 
 
+def test_a_tokenizer_step_between_log_points_reads_nothing_back(tmp_path: Path, reads: HostReads,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from jowa.config import TokenizerConfig
+    from jowa.tokenizer import Tokenizer
+    from jowa.training.config import TokenizerStageConfig
+    from jowa.training.frames import FrameBatches
+    from jowa.training.tokenizer_stage import tokenizer_stage
+
+    monkeypatch.setattr(optim, "update_kwargs", lambda params: {"fused": True})
+    seed_everything(0)
+    tokenizer = Tokenizer(TokenizerConfig(vocab_size=64, embed_dim=8, z_channels=8, ch=4, num_res_blocks=1,
+                                          attn_resolutions=(), lpips_net="none"))
+    frames = np.random.default_rng(0).integers(0, 256, (64, 84, 84), dtype=np.uint8)
+    stage = tokenizer_stage(tokenizer, TokenizerStageConfig(steps=6, batch_size=4), FrameBatches(frames, 4, 0), 4)
+    stage.hooks.append(Watch(reads, 1, 5))
+    settings = LoopSettings("torch", Path("unused.json"), "fp32", CheckpointConfig(every=1000, keep_last=1),
+                            LoggingConfig(every=6, progress_bar=False), max_bad_steps=3)
+    assert train_stage(stage, init_distributed("cpu", argv=[]), settings, tmp_path).state.step == 6
+    assert reads.seen == []
+
+
 def test_the_official_row_lists_would_be_seen(reads: HostReads) -> None:
     """Control: the row-list form of the TD target (kept for diagnostics and parity) does sync; the training
     loss computes the same value without."""
