@@ -88,6 +88,7 @@ planning() {  # the table goes to $OUT/planning.md (the report reads it), the pr
   "$PY" benchmarks/planning.py --device cuda --sizes 40M --envs 16,64 --repeats 2 --dtype bf16 >"$OUT/planning.md"
 }
 
+case "$OUT" in ""|/|.|..) echo "gpu_check: --out $OUT would be wiped; choose a directory of its own" >&2; exit 2 ;; esac
 if [ "$DRY" = 0 ]; then
   rm -rf "$OUT"
   mkdir -p "$OUT"
@@ -99,7 +100,9 @@ step tokenizer   pretrain --replay "$OUT/replay" --out "$RUN" --stage tokenizer 
 step tokenize    pretrain --replay "$OUT/replay" --out "$RUN" --stage tokenize "${TOKENIZER_OVERRIDES[@]}"
 step world       pretrain --out "$RUN" --stage world "${WORLD_OVERRIDES[@]}"
 step resume      resume
-step deepspeed   deepspeed --num_gpus 1 --master_port "$PORT" pretrain.py --size 150M --device cuda \
+# The launcher as a module: a fresh `pip install --user` may leave the `deepspeed` script off PATH.
+step deepspeed   "$PY" -m deepspeed.launcher.runner --num_gpus 1 --master_port "$PORT" \
+                   pretrain.py --size 150M --device cuda \
                    --tokens "$RUN/tokens" --tokenizer "$RUN/final/tokenizer" --out "$OUT/deepspeed150M" \
                    --stage world "${DEEPSPEED_OVERRIDES[@]}"
 step train_step  "$PY" benchmarks/train_step.py --device cuda --sizes 150M --batch 64 --steps 8 --warmup 3 \

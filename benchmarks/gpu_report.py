@@ -41,7 +41,8 @@ def cuda_problem() -> str | None:
     if torch.version.cuda is None:
         return f"torch {torch.__version__} is a CPU build (no CUDA); install a CUDA build of torch 2.13.0 first"
     if not torch.cuda.is_available():
-        return f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device (driver? CUDA_VISIBLE_DEVICES?)"
+        return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device "
+                f"(driver? CUDA_VISIBLE_DEVICES?)")
     return None
 
 
@@ -127,8 +128,9 @@ def render(result: dict[str, Any], command: str) -> str:
     agreement = result["token_agreement"]
     if agreement:
         lines += [f"**Token agreement**, fp32 vs bf16 autocast (encoder under autocast, nearest-code search in fp32), "
-                  f"{agreement['frames']} frames of the run's replay: {100 * agreement['token_agreement']:.3f} % of "
-                  f"tokens, {100 * agreement['frames_identical']:.1f} % of frames identical.", ""]
+                  f"{agreement['frames']} frames of the run's replay, the run's own tokenizer (a few steps old): "
+                  f"{100 * agreement['token_agreement']:.3f} % of tokens, {100 * agreement['frames_identical']:.1f} % "
+                  f"of frames identical.", ""]
     else:
         lines += ["**Token agreement**: not measured (the step failed or did not run).", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -36,7 +36,8 @@ def test_compiled_150M_keeps_the_official_state_dict_keys(reference_dir) -> None
         model = WorldActionModel(load_size("150M").world_model)
         names = compile_world_model(model)
         ours = {k: list(v.shape) for k, v in model.state_dict().items()}
-    assert len(names) == load_size("150M").world_model.num_layers and all(is_compiled(b) for b in model.transformer.blocks)
+    assert len(names) == load_size("150M").world_model.num_layers
+    assert all(is_compiled(block) for block in model.transformer.blocks)
     assert ours == official
 
 

@@ -53,7 +53,8 @@ def compile_world_model(model: nn.Module, **options: Any) -> list[str]:
 def compile_tokenizer(tokenizer: nn.Module, **options: Any) -> list[str]:
     """Compile the tokenizer's encoder and decoder (and its LPIPS net when the loss uses one) in place.
     The nearest-code search stays eager: it runs in fp32 outside autocast on purpose."""
-    modules: dict[str, nn.Module] = {"encoder": tokenizer.encoder, "decoder": tokenizer.decoder}  # type: ignore[dict-item]
+    modules: dict[str, nn.Module] = {"encoder": tokenizer.encoder,  # type: ignore[dict-item]
+                                     "decoder": tokenizer.decoder}
     perceptual = tokenizer.perceptual_net() if hasattr(tokenizer, "perceptual_net") else None
     if perceptual is not None:
         modules["lpips"] = perceptual
