@@ -321,3 +321,4 @@ def test_action_agreement_counts_the_valid_argmax_against_the_data() -> None:
                        actions=torch.tensor([[2, 2, 1, 0]]))
     m = action_agreement(q, valid, batch)
     assert m["greedy_matches_data"] == pytest.approx(2 / 3) and m["most_common_action_share"] == pytest.approx(2 / 3)
+    assert m["greedy_top_action_share"] == 1  # action 2 on every real step: one action whatever the screen

@@ -52,13 +52,15 @@ def return_measures(q_taken: np.ndarray, returns: np.ndarray) -> dict[str, float
 
 def action_agreement(q: torch.Tensor, valid_actions: torch.Tensor, batch: Batch) -> dict[str, float]:
     """How often argmax Q over the valid actions is the data's action, beside the share of the data's most
-    common action (what a critic that ignores the screen and always picks that action would score)."""
+    common action (what a critic that ignores the screen and always picks that action would score), and the
+    share of the greedy policy's own most common action (1: it plays one action whatever the screen shows)."""
     greedy = q.masked_fill(~valid_actions[:, None, :], -math.inf).argmax(-1)[batch.mask_padding]
     actions = batch.actions[batch.mask_padding]
     if actions.numel() == 0:
-        return {"greedy_matches_data": math.nan, "most_common_action_share": math.nan}
-    share = float(torch.bincount(actions).max()) / actions.numel()
-    return {"greedy_matches_data": float((greedy == actions).float().mean()), "most_common_action_share": share}
+        return {"greedy_matches_data": math.nan, "most_common_action_share": math.nan, "greedy_top_action_share": math.nan}
+    return {"greedy_matches_data": float((greedy == actions).float().mean()),
+            "most_common_action_share": float(torch.bincount(actions).max()) / actions.numel(),
+            "greedy_top_action_share": float(torch.bincount(greedy).max()) / greedy.numel()}
 
 
 def critic_measures(
