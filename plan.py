@@ -6,6 +6,11 @@
 
 Every episode is logged as it ends (OUT/episodes.jsonl): after SIGTERM or Ctrl-C a partial report is
 written (exit status 3) and the same command continues where it stopped.
+
+    accelerate launch --num_processes 8 plan.py --run runs/official-150M --games Assault,Seaquest --envs 1 …
+
+splits the slot groups (up to --envs games each) across the processes, each on its own device; rank 0
+writes the one report, the same as a single process's with the same settings.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout 
 from jowa.checkpoint import CheckpointError  # noqa: E402
 from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
 from jowa.evaluation.config import EvalConfig, resolve  # noqa: E402
+from jowa.evaluation.processes import Processes, launched_processes  # noqa: E402
 from jowa.evaluation.runner import EvaluationStopped, evaluate_run  # noqa: E402
 from jowa.planning.registry import PLANNERS  # noqa: E402
 from jowa.training.distributed import pick_device  # noqa: E402
@@ -55,6 +61,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    processes = launched_processes()
+    try:
+        return _evaluate(args, processes)
+    finally:
+        processes.close()
+
+
+def _evaluate(args: argparse.Namespace, processes: Processes) -> int:
+    """One evaluation in this process (one of several under `accelerate launch`); the exit status."""
     try:
         config = EvalConfig(
             episodes=args.episodes, protocol=args.protocol, horizon=0 if args.greedy else args.horizon,
@@ -67,15 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         names = {"greedy": "greedy", "mcts": f"mcts_H{settings.horizon}"}
         name = names.get(settings.planner, f"plan_H{settings.horizon}")
         out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
-        out = evaluate_run(args.run, settings, out, str(pick_device(args.device, 0)), args.random_baseline,
-                           config.video_frames, behaviour=args.behaviour)
+        # Launched processes take the launcher's device (each its own GPU, or the CPU) unless one is named.
+        launched = processes.device is not None and args.device == "auto"
+        device = str(processes.device) if launched else str(pick_device(args.device, 0))
+        out = evaluate_run(args.run, settings, out, device, args.random_baseline, config.video_frames,
+                           behaviour=args.behaviour, progress=processes.main, processes=processes)
     except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     except EvaluationStopped as error:
         print(f"stopped: {error}", file=sys.stderr, flush=True)
         return 3
-    print(f"report: {out / 'report.md'}")
+    if processes.main:
+        print(f"report: {out / 'report.md'}")
     return 0
 
 

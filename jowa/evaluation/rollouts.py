@@ -65,6 +65,8 @@ class RolloutResult:
     lengths: dict[str, list[int]] = field(default_factory=dict)  # agent steps per episode
     videos: dict[str, np.ndarray] = field(default_factory=dict)  # u8 [n, 84, W] first episode per game
     stopped: bool = False  # a stop was requested before every episode finished
+    # (slot group, game, return, steps) in the order they ended: what multi-process evaluation merges
+    episodes: list[tuple[int, str, float, int]] = field(default_factory=list)
 
 
 OnEpisode = Callable[[str, float, int], None]  # (game, return, agent steps), called as each episode ends
@@ -81,6 +83,7 @@ class _Play:
     on_episode: OnEpisode | None
     should_stop: Callable[[], bool] | None
     steps_done: int = 0
+    group: int = 0  # the slot group being played
     started_at: float = field(default_factory=time.perf_counter)
     shown_at: float = 0.0
 
@@ -101,16 +104,22 @@ def play(
     games: list[str], episodes: int | Mapping[str, int], protocol: Protocol, num_envs: int, make_actor,
     seed: int = 0, video_frames: int = 0, progress: bool = True, desc: str = "episodes",
     on_episode: OnEpisode | None = None, should_stop: Callable[[], bool] | None = None,
+    owned: Callable[[int], bool] | None = None,
 ) -> RolloutResult:
     """Play `episodes` episodes of every game (an int, or a count per game). `make_actor(slot_games) -> Actor`
     builds the actor for one group of slots. `video_frames` > 0 records up to that many frames of each game's
     first episode. `on_episode` sees every episode as it ends; once `should_stop()` is true, play returns
-    with the episodes finished so far (`stopped` set)."""
+    with the episodes finished so far (`stopped` set). `owned(group)` false skips that slot group: each
+    group has its own seed and actor, so a process playing some groups gets what a single process gets there."""
     counts = {g: episodes if isinstance(episodes, int) else int(episodes[g]) for g in games}
+    groups = [(i, slots) for i, slots in enumerate(allocate_slots(games, counts, num_envs))
+              if owned is None or owned(i)]
+    total = sum(counts[g] for _, slots in groups for g in set(slots))  # a game's episodes are all in one group
     state = _Play(counts, RolloutResult({g: [] for g in games}, {g: [] for g in games}),
-                  tqdm(total=sum(counts.values()), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True),
+                  tqdm(total=total, desc=desc, unit="ep", disable=not progress, dynamic_ncols=True),
                   video_frames, on_episode, should_stop)
-    for group_index, slot_games in enumerate(allocate_slots(games, counts, num_envs)):
+    for group_index, slot_games in groups:
+        state.group = group_index
         _play_group(slot_games, protocol, make_actor(slot_games), seed + 1000 * group_index, state)
         if state.result.stopped:
             break
@@ -149,6 +158,7 @@ def _play_group(slot_games: list[str], protocol: Protocol, actor: Actor, seed: i
                 game = slot_games[slot]
                 result.returns[game].append(float(running[slot]))
                 result.lengths[game].append(int(steps[slot]))
+                result.episodes.append((state.group, game, float(running[slot]), int(steps[slot])))
                 if state.on_episode is not None:
                     state.on_episode(game, float(running[slot]), int(steps[slot]))
                 running[slot], steps[slot] = 0.0, 0

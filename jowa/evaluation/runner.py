@@ -14,16 +14,18 @@ from jowa.checkpoint import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.evaluation.episode_log import EPISODES_NAME, EpisodeLog
 from jowa.evaluation.open_loop_report import TITLE as OPEN_LOOP_TITLE
 from jowa.evaluation.open_loop_report import open_loop_section
+from jowa.evaluation.processes import Processes, warn_idle
 from jowa.evaluation.protocols import Protocol, get_protocol
 from jowa.evaluation.references import behaviour_actor_factory, behaviour_notes, reference_table
 from jowa.evaluation.report import EvaluationResults, write_report, write_video
-from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, play
+from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, allocate_slots, play
 from jowa.evaluation.settings_file import TableEntry, read_settings_file
 from jowa.games import check_game, minimal_to_full, task_id
 from jowa.training.signals import StopRequest
 
 log = logging.getLogger(__name__)
 MAX_BLOCKS = 8
+SINGLE = Processes()
 PLANNER_LABELS = {"beam": "beam search", "greedy": "greedy", "mcts": "MCTS"}
 
 
@@ -166,22 +168,44 @@ def results_from_log(log: EpisodeLog, side: str, name: str, settings: Evaluation
     return EvaluationResults(returns, metadata, name=name)
 
 
-def _play_side(log: EpisodeLog, side: str, settings: EvaluationSettings, make_actor, video_frames: int,
-               progress: bool, stop: StopRequest) -> RolloutResult:
-    """Play the episodes of `side` the log does not hold yet, logging each as it ends."""
+def _missing(log: EpisodeLog, side: str, settings: EvaluationSettings) -> tuple[dict[str, int], int]:
+    """Episodes of `side` still to play per game, and how many the log holds."""
     missing = {g: settings.episodes - len(log.returns(side, g)) for g in settings.games}
-    done = len(settings.games) * settings.episodes - sum(missing.values())
+    return missing, len(settings.games) * settings.episodes - sum(missing.values())
+
+
+def _play_side(log: EpisodeLog | None, side: str, settings: EvaluationSettings, make_actor, video_frames: int,
+               progress: bool, stop: StopRequest, processes: Processes = SINGLE) -> RolloutResult:
+    """Play the episodes of `side` the log does not hold yet, logging each as it ends (several processes:
+    each plays its slot groups, rank 0 logs them all in group order; only rank 0 has the log)."""
+    missing, done = processes.share(_missing(log, side, settings) if log is not None else None)
     # Fresh environment seeds on a continued evaluation, so that it does not replay the logged episodes.
     seed = settings.seed + 100_003 * done
-    return play(settings.games, missing, settings.protocol, settings.num_envs, make_actor, seed, video_frames,
-                progress, side, on_episode=lambda g, r, n: log.append(side, g, r, n),
-                should_stop=lambda: stop.requested)
+    if processes.world == 1:
+        return play(settings.games, missing, settings.protocol, settings.num_envs, make_actor, seed, video_frames,
+                    progress, side, on_episode=lambda g, r, n: log.append(side, g, r, n),
+                    should_stop=lambda: stop.requested)
+    warn_idle(processes, len(allocate_slots(settings.games, missing, settings.num_envs)), settings.num_envs)
+    mine = play(settings.games, missing, settings.protocol, settings.num_envs, make_actor, seed, video_frames,
+                progress and processes.main, side, should_stop=lambda: stop.requested, owned=processes.owns)
+    merged = RolloutResult({g: [] for g in settings.games}, {g: [] for g in settings.games})
+    for part in processes.gather(mine):
+        merged.episodes += part.episodes
+        merged.videos.update(part.videos)  # a game is played by one process only
+        merged.stopped |= part.stopped
+    merged.episodes.sort(key=lambda episode: episode[0])  # stable: group order, then as they ended
+    for _, game, episode_return, steps in merged.episodes:
+        merged.returns[game].append(episode_return)
+        merged.lengths[game].append(steps)
+        if log is not None:
+            log.append(side, game, episode_return, steps)
+    return merged
 
 
 def evaluate_run(
     run: str | Path, settings: EvaluationSettings, out_dir: str | Path, device: str = "cpu",
     random_baseline: bool = False, video_frames: int = 0, progress: bool = True, restart_other: bool = False,
-    behaviour: str | Path | None = None, open_loop_segments: int = 3,
+    behaviour: str | Path | None = None, open_loop_segments: int = 3, processes: Processes = SINGLE,
 ) -> Path:
     """Play all episodes with the run's agent (and optionally a random policy), write the report.
 
@@ -190,37 +214,52 @@ def evaluate_run(
     partial report of the finished episodes is written, then EvaluationStopped raised. `behaviour`: a root
     of behaviour runs ({root}/{Game}/{run}, data/atari/collect.py --agent) whose agents are played too and
     shown beside the random policy as reference agents. `open_loop_segments` real segments per game are
-    imagined open-loop by the model for the report (0: none)."""
+    imagined open-loop by the model for the report (0: none). `processes` (jowa.evaluation.processes): under
+    `accelerate launch` each process plays its share of the slot groups on its own device; rank 0 alone logs
+    (after each side) and writes the report, the same as one process's."""
     out_dir = Path(out_dir)
     notes = behaviour_notes(behaviour, settings.games) if behaviour is not None else {}
     device_t = torch.device(device)
     model, tokenizer = load_run(run, device_t)
     planner = settings.label()
     identity = {kind: file_sha256(find_model_dir(run, kind) / WEIGHTS_NAME) for kind in ("world_model", "tokenizer")}
-    log = EpisodeLog(out_dir / EPISODES_NAME, {**settings.to_json(), "run": str(run), "planner": planner,
-                                               "weights_sha256": identity}, restart_other)
-    videos: dict[str, Any] = {}
+    log = processes.on_main(lambda: EpisodeLog(out_dir / EPISODES_NAME, {
+        **settings.to_json(), "run": str(run), "planner": planner, "weights_sha256": identity}, restart_other))
     with StopRequest((signal.SIGTERM, signal.SIGINT)) as stop:
         with torch.autocast(device_t.type, dtype=torch.bfloat16, enabled=device_t.type == "cuda"):
             agent = _play_side(log, "agent", settings, agent_actor_factory(model, tokenizer, settings),
-                               video_frames, progress, stop)
-        videos = agent.videos
-        if random_baseline and not stop.requested:
+                               video_frames, progress, stop, processes)
+        if random_baseline and not processes.any(stop.requested):
             _play_side(log, "random", settings, lambda slot_games: RandomActor(slot_games, settings.seed), 0,
-                       progress, stop)
-        if behaviour is not None and not stop.requested:
-            _play_side(log, "behaviour", settings, behaviour_actor_factory(behaviour, settings.seed), 0, progress, stop)
+                       progress, stop, processes)
+        if behaviour is not None and not processes.any(stop.requested):
+            _play_side(log, "behaviour", settings, behaviour_actor_factory(behaviour, settings.seed), 0, progress,
+                       stop, processes)
+        signal_name = processes.share(stop.signal_name)
+    report = processes.on_main(lambda: _write_run_report(
+        log, run, settings, out_dir, device, random_baseline, behaviour, notes, agent.videos, signal_name,
+        open_loop_segments, model, tokenizer))
+    return report if report is not None else out_dir
+
+
+def _write_run_report(
+    log: EpisodeLog, run: str | Path, settings: EvaluationSettings, out_dir: Path, device: str,
+    random_baseline: bool, behaviour: str | Path | None, notes: dict[str, Any], videos: dict[str, Any],
+    signal_name: str | None, open_loop_segments: int, model, tokenizer,
+) -> Path:
+    """The report of what the log holds (partial: written, then EvaluationStopped raised)."""
+    device_t = torch.device(device)
     results = results_from_log(log, "agent", "jowa", settings, with_settings=True)
     baseline = results_from_log(log, "random", "random", settings, with_settings=False) if random_baseline else None
     wanted = len(settings.games) * settings.episodes * (1 + random_baseline + (behaviour is not None))
     finished = len(log.records)
     if results is None:
-        raise EvaluationStopped(f"stopped by {stop.signal_name} before any episode finished; rerun the same "
+        raise EvaluationStopped(f"stopped by {signal_name} before any episode finished; rerun the same "
                                 f"command to continue ({out_dir / EPISODES_NAME})")
     note = None if finished == wanted else (
-        f"Partial report: {finished} of {wanted} episodes finished before {stop.signal_name or 'the stop'}; "
+        f"Partial report: {finished} of {wanted} episodes finished before {signal_name or 'the stop'}; "
         f"rerun the same command to continue.")
-    report_settings = {**settings.to_json(), "run": str(run), "device": device, "planner": planner}
+    report_settings = {**settings.to_json(), "run": str(run), "device": device, "planner": settings.label()}
     sections = {}
     if behaviour is not None:
         sides = {name: {g: log.returns(side, g) for g in settings.games}
