@@ -22,7 +22,7 @@ from benchmarks.common import Table, device_name, pick_device, progress, rate, r
 from jowa.config import load_size  # noqa: E402
 from jowa.games import MINIMAL_ACTION_SETS, task_id  # noqa: E402
 from jowa.model.world_model import WorldActionModel  # noqa: E402
-from jowa.planning import PlannerOptions, plan  # noqa: E402
+from jowa.planning import BeamSearch, plan  # noqa: E402
 
 TITLE = "Planning (beam search)"
 SUMMARY = (
@@ -50,7 +50,7 @@ def contexts_for(count: int, blocks: int, vocab: int, device: torch.device) -> t
 
 
 def decisions_per_second(model: WorldActionModel, contexts: list[torch.Tensor], tasks: torch.Tensor,
-                         options: PlannerOptions, batched: bool, repeats: int, dtype: str) -> float:
+                         options: BeamSearch, batched: bool, repeats: int, dtype: str) -> float:
     device = model.atoms.device
 
     def run() -> None:
@@ -77,8 +77,8 @@ def measure(device: torch.device, sizes: list[str], envs: list[int], repeats: in
                 contexts, tasks = contexts_for(count, CONTEXT_BLOCKS, model.config.obs_vocab_size, device)
                 for k in beam_widths:
                     progress(f"  planning: {size}, {dtype}, E={count}, K={k}")
-                    shared = PlannerOptions(beam_width=k, horizon=HORIZON, shared_prefix=True)
-                    plain = PlannerOptions(beam_width=k, horizon=HORIZON, shared_prefix=False)
+                    shared = BeamSearch(beam_width=k, horizon=HORIZON, shared_prefix=True)
+                    plain = BeamSearch(beam_width=k, horizon=HORIZON, shared_prefix=False)
                     batched = decisions_per_second(model, contexts, tasks, shared, True, repeats, dtype)
                     batched_plain = decisions_per_second(model, contexts, tasks, plain, True, repeats, dtype)
                     single = decisions_per_second(model, contexts, tasks, plain, False, repeats, dtype)

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from jowa.compat.comparison import assert_close
 from jowa.compat.parity import load_small_model
-from jowa.planning import BeamSearch, Greedy, PlannerOptions, PlannerSettings, make_planner, plan
+from jowa.planning import BeamSearch, Greedy, PlannerSettings, make_planner, plan
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,10 @@ def fixtures(reference_dir):
     return load_small_model(ref).eval(), cases, load_file(str(ref / "jowa_small_planning.safetensors"))
 
 
-def options_of(case: dict, shared_prefix: bool = True) -> PlannerOptions:
+def options_of(case: dict, shared_prefix: bool = True) -> BeamSearch:
     if case["planner"] == "greedy":
-        return PlannerOptions(beam_width=1, horizon=0)
-    return PlannerOptions(beam_width=case["beam_width"], horizon=case["horizon"], shared_prefix=shared_prefix)
+        return BeamSearch(beam_width=1, horizon=0)
+    return BeamSearch(beam_width=case["beam_width"], horizon=case["horizon"], shared_prefix=shared_prefix)
 
 
 def check_case(name: str, case: dict, tensors: dict, action: torch.Tensor, root_q: torch.Tensor, trace: list) -> None:
@@ -63,7 +63,7 @@ def test_cases_batched_by_horizon(fixtures) -> None:
         contexts = [tensors[f"{n}/context_tokens"][0] for n in names]
         tasks = torch.tensor([cases[n]["env"] for n in names])
         widths = torch.tensor([options_of(cases[n]).beam_width for n in names])
-        result = plan(model, contexts, tasks, PlannerOptions(horizon=horizon), beam_widths=widths, trace=True)
+        result = plan(model, contexts, tasks, BeamSearch(horizon=horizon), beam_widths=widths, trace=True)
         for i, name in enumerate(names):
             check_case(name, cases[name], tensors, result.actions[i], result.root_q[i], result.traces[i])
 
@@ -71,7 +71,7 @@ def test_cases_batched_by_horizon(fixtures) -> None:
 def test_bad_horizon_is_an_error(fixtures) -> None:
     model, _, tensors = fixtures
     with pytest.raises(ValueError, match="horizon"):
-        plan(model, [tensors["assault_K2_H2/context_tokens"][0]], torch.tensor([3]), PlannerOptions(horizon=8))
+        plan(model, [tensors["assault_K2_H2/context_tokens"][0]], torch.tensor([3]), BeamSearch(horizon=8))
     with pytest.raises(ValueError, match="horizon"):
         Greedy(horizon=1).validate()
 

@@ -12,7 +12,7 @@ import torch
 from jowa.config import TokenizerConfig, WorldModelConfig
 from jowa.games import task_id
 from jowa.model.world_model import WorldActionModel
-from jowa.planning import PlannerOptions, plan
+from jowa.planning import BeamSearch, plan
 from jowa.planning.beam_search import search_tree
 from jowa.planning.imagination import imagine_step
 from jowa.tokenizer import Tokenizer
@@ -39,7 +39,7 @@ def make_run(path, games: list[str] | None = ("Breakout", "Pong")):
 def session():
     torch.manual_seed(0)
     model, tokenizer = WorldActionModel(MODEL).eval(), Tokenizer(TOKENIZER).eval()
-    s = PlaySession(model, tokenizer, "Breakout", PlannerOptions(beam_width=2, horizon=2), context=6)
+    s = PlaySession(model, tokenizer, "Breakout", BeamSearch(beam_width=2, horizon=2), context=6)
     yield s
     s.close()
 
@@ -61,7 +61,7 @@ def test_tree_has_every_beam_node_with_probabilities_and_the_planner_decision() 
     model = WorldActionModel(MODEL).eval()
     context = torch.randint(0, 32, (3 * 37 - 1,))
     tasks = torch.tensor([task_id("Breakout")])
-    options = PlannerOptions(beam_width=2, horizon=2)
+    options = BeamSearch(beam_width=2, horizon=2)
     traced = plan(model, [context], tasks, options, trace=True)
     assert torch.equal(traced.actions, plan(model, [context], tasks, options).actions)  # tracing changes nothing
     tree = search_tree(traced, 0, "beam search")

@@ -15,7 +15,7 @@ import torch
 
 from jowa.config import TokenizerConfig, WorldModelConfig
 from jowa.model.world_model import WorldActionModel
-from jowa.planning import PlannerOptions
+from jowa.planning import BeamSearch
 from jowa.tokenizer import Tokenizer
 
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -47,7 +47,7 @@ def served(tmp_path_factory):
     model = WorldActionModel(WorldModelConfig(obs_vocab_size=32, num_layers=1, num_heads=2, embed_dim=32,
                                               q_mlp_dim=32, num_q=2)).eval()
     out = tmp_path_factory.mktemp("play")
-    viewer = Viewer(PlaySession(model, tokenizer, "Breakout", PlannerOptions(2, 2)), out, max_fps=30)
+    viewer = Viewer(PlaySession(model, tokenizer, "Breakout", BeamSearch(2, 2)), out, max_fps=30)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(viewer), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -56,9 +56,6 @@ class BeamSearch:
         return Decision(result.actions, result.root_q, trees, paths, result)
 
 
-PlannerOptions = BeamSearch  # the former name, kept for callers outside the planning package (benchmarks/)
-
-
 def build(settings: PlannerSettings) -> BeamSearch:
     return BeamSearch(beam_width=settings.beam_width, horizon=settings.horizon)
 
