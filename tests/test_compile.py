@@ -22,8 +22,8 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 def test_modes_and_the_auto_rule() -> None:
     assert not resolve_compile("off", CUDA, 10**6) and resolve_compile("on", CPU, 20)
     assert resolve_compile(True, CPU, 1) and not resolve_compile(False, CUDA, 10**6)  # YAML's bare on / off
-    assert not resolve_compile("auto", CPU, 300)  # a few hundred CPU steps never pay for the compile
-    assert resolve_compile("auto", CPU, 100_000) and resolve_compile("auto", CUDA, 1_750_000)
+    assert not resolve_compile("auto", CPU, 300) and not resolve_compile("auto", CPU, 100_000)  # measured: no gain
+    assert resolve_compile("auto", CUDA, 1_750_000)
     assert not resolve_compile("auto", CUDA, 20)
     with pytest.raises(ValueError, match="engine.compile 'fast'"):
         resolve_compile("fast", CPU, 10)
