@@ -11,28 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
-from jowa.config import TokenizerConfig, WorldModelConfig
 from jowa.evaluation.processes import Processes
 from jowa.evaluation.protocols import get_protocol
 from jowa.evaluation.rollouts import RandomActor, play
-from jowa.model.world_model import WorldActionModel
-from jowa.tokenizer import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory) -> Path:
-    """A randomly initialised small run directory (as tests/test_evaluation_run.py)."""
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("run")
-    tokenizer = TokenizerConfig(vocab_size=32, embed_dim=16, z_channels=16, ch=8, num_res_blocks=1, lpips_net="none")
-    Tokenizer(tokenizer).save_pretrained(run / "tokenizer")
-    model = WorldModelConfig(obs_vocab_size=32, num_layers=1, num_heads=2, embed_dim=32, q_mlp_dim=32, num_q=2)
-    WorldActionModel(model).save_pretrained(run / "world_model")
-    return run
 
 
 def plan(launcher: list[str], run: Path, out: Path) -> subprocess.CompletedProcess:

@@ -6,26 +6,11 @@ import json
 import logging
 
 import pytest
-import torch
 
-from jowa.config import TokenizerConfig, WorldModelConfig
 from jowa.evaluation.episode_log import EpisodeLog
 from jowa.evaluation.rollouts import allocate_slots
 from jowa.evaluation.runner import evaluate_run, resolve_settings
-from jowa.model.world_model import WorldActionModel
-from jowa.tokenizer import Tokenizer
 
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A randomly initialised small run directory: the report path does not depend on training."""
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("run")
-    tokenizer = TokenizerConfig(vocab_size=32, embed_dim=16, z_channels=16, ch=8, num_res_blocks=1, lpips_net="none")
-    Tokenizer(tokenizer).save_pretrained(run / "tokenizer")
-    model = WorldModelConfig(obs_vocab_size=32, num_layers=1, num_heads=2, embed_dim=32, q_mlp_dim=32, num_q=2)
-    WorldActionModel(model).save_pretrained(run / "world_model")
-    return run
 
 
 def test_settings_fail_early_on_bad_input(tmp_path) -> None:
