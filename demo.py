@@ -31,7 +31,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    from jowa.checkpoint import CheckpointError
+    from jowa.model_files import CheckpointError
     from jowa.demo.config import load_demo
     from jowa.demo.pipeline import run_demo
     from jowa.training.loop import ResumeError, TrainingDiverged

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without installing
 
-from jowa.checkpoint import CheckpointError  # noqa: E402
-from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
 from jowa.evaluation.config import EvalConfig, resolve  # noqa: E402
 from jowa.evaluation.processes import Processes, launched_processes  # noqa: E402
+from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
 from jowa.evaluation.runner import EvaluationStopped, evaluate_run  # noqa: E402
+from jowa.model_files import CheckpointError  # noqa: E402
 from jowa.planning.registry import PLANNERS  # noqa: E402
 from jowa.training.distributed import pick_device  # noqa: E402
 

@@ -48,7 +48,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from jowa.checkpoint import CheckpointError
+    from jowa.model_files import CheckpointError
     from jowa.training.distributed import finish, init_distributed
     from jowa.training.loop import ResumeError, TrainingDiverged
     from jowa.training.pretrain import PretrainOptions, device_summary, pretrain

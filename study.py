@@ -40,7 +40,7 @@ def _interrupt(signum, frame) -> None:  # SIGTERM between the libraries' own han
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    from jowa.checkpoint import CheckpointError
+    from jowa.model_files import CheckpointError
     from jowa.study.config import load_study
     from jowa.study.pipeline import run_study
     from jowa.study.stages import StudyStopped

@@ -11,11 +11,11 @@ import pytest
 import torch
 from huggingface_hub import ModelCard, ModelHubMixin
 
-from jowa.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, file_sha256
 from jowa.config import TokenizerConfig, WorldModelConfig
 from jowa.evaluation.report import EvaluationResults, write_report
 from jowa.model.world_model import WorldActionModel
 from jowa.model_card import CARD_NAME, attach_report, dataset_type, main
+from jowa.model_files import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, file_sha256
 from jowa.tokenizer import Tokenizer
 
 SMALL = WorldModelConfig(obs_vocab_size=32, num_layers=1, num_heads=2, embed_dim=32, q_mlp_dim=32, num_q=2)

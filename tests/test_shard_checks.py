@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from jowa.data.segments import SegmentDataset, make_loader
-from jowa.checkpoint import file_sha256
 from jowa.data.shards import INDEX_NAME, ShardError, ShardWriter, resolve_shards, verify_shards, write_index
+from jowa.model_files import file_sha256
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,13 +13,13 @@ from torch import nn
 
 from jowa.config import WorldModelConfig
 from jowa.model.world_model import WorldActionModel
-from jowa.training.checkpoints import MANIFEST, CheckpointManager, CorruptCheckpoint, validate
 from jowa.training.config import CheckpointConfig, LoggingConfig, WorldStageConfig
 from jowa.training.distributed import init_distributed
-from jowa.training.loop import LoopSettings, ResumeError, Stage, TrainingDiverged, train_stage
 from jowa.training.logger import read_metrics
+from jowa.training.loop import LoopSettings, ResumeError, Stage, TrainingDiverged, train_stage
 from jowa.training.objectives import ObjectiveOutput
 from jowa.training.state import seed_everything
+from jowa.training.step_checkpoints import MANIFEST, CheckpointManager, CorruptCheckpoint, validate
 from jowa.training.synthetic import SyntheticSegments
 from jowa.training.world_stage import world_stage
 

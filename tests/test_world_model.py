@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jowa.checkpoint import CheckpointError
 from jowa.config import WorldModelConfig, load_size
 from jowa.model.summary import world_model_breakdown
 from jowa.model.world_model import WorldActionModel
+from jowa.model_files import CheckpointError
 from jowa.objective import interleave
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from jowa.atomic import write_bytes
-from jowa.checkpoint import file_sha256
 from jowa.games import check_game, task_id
+from jowa.model_files import file_sha256
 
 FORMAT = "jowa-token-shards/1"
 MAGIC = b"JTK1"

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jowa.checkpoint import weights_identity
 from jowa.data.episodes import Episode
+from jowa.model_files import weights_identity
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 TOKENS_PER_FRAME = 36

@@ -30,7 +30,7 @@ TRAINING_KEYS = {
 
 def tokenizer_rows(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
     """Each game through the pretrained tokenizer, and the held-out game through the fine-tuned one."""
-    from jowa.checkpoint import find_model_dir
+    from jowa.model_files import find_model_dir
     from jowa.tokenizer import Tokenizer
     from jowa.training.frames import load_frame_pool
     from jowa.training.tokenizer_stage import diagnostic_sample, measure_tokenizer
@@ -48,7 +48,7 @@ def tokenizer_rows(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
 
 def world_rows(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
     """The pretrained world model on episodes that end (whole, or their last steps) of each pretraining game."""
-    from jowa.checkpoint import find_model_dir
+    from jowa.model_files import find_model_dir
     from jowa.data.shards import resolve_shards
     from jowa.diagnostics import critic_measures, world_measures
     from jowa.diagnostics.held import episode_windows, held_episodes

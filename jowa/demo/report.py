@@ -149,7 +149,7 @@ def reconstructions(tokenizer_dir: Path, rows: Sequence[tuple[str, str]], sample
 
 def reconstruction_grid(out: Path, config: DemoConfig, frames_per_game: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Every game through the pretrained tokenizer, then the held-out game through the fine-tuned one."""
-    from jowa.checkpoint import find_model_dir
+    from jowa.model_files import find_model_dir
     from jowa.training.tokenizer_stage import grid_image
 
     samples = {g: sample_frames(out / "replay", g, frames_per_game, 50 * frames_per_game) for g in config.all_games}

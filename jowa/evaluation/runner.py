@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from jowa.checkpoint import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.evaluation.episode_log import EPISODES_NAME, EpisodeLog
 from jowa.evaluation.open_loop_report import TITLE as OPEN_LOOP_TITLE
 from jowa.evaluation.open_loop_report import open_loop_section
@@ -21,6 +20,7 @@ from jowa.evaluation.report import EvaluationResults, write_report, write_video
 from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, allocate_slots, play
 from jowa.evaluation.settings_file import TableEntry, read_settings_file
 from jowa.games import check_game, minimal_to_full, task_id
+from jowa.model_files import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.training.signals import StopRequest
 
 log = logging.getLogger(__name__)

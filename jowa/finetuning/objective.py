@@ -17,7 +17,7 @@ from jowa.config import CriticLossConfig
 from jowa.data.batch import Batch
 from jowa.finetuning.batches import FinetuneBatch
 from jowa.finetuning.buffer import SegmentBuffer
-from jowa.finetuning.imagination import imagine
+from jowa.finetuning.imagined_segments import imagine
 from jowa.losses import LossTerms
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses

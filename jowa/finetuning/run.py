@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from jowa.atomic import copy_directory, write_json
-from jowa.checkpoint import CheckpointError, find_model_dir, weights_identity
 from jowa.config import apply_overrides, to_dict
 from jowa.evaluation.config import resolve
 from jowa.evaluation.runner import EvaluationSettings, evaluate_run
@@ -35,6 +34,7 @@ from jowa.finetuning.options import FinetuneOptions, FinetunePlan
 from jowa.finetuning.task_rows import resolve_task_row
 from jowa.games import check_game, task_id
 from jowa.model_card import attach_report
+from jowa.model_files import CheckpointError, find_model_dir, weights_identity
 from jowa.training.loop import LoopSettings, StageOutcome, train_stage
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def finetune(options: FinetuneOptions) -> dict[str, Any]:
     """Fine-tune; returns a summary (also written to out/finetune.json)."""
     from jowa.finetuning.stage import build_finetune
     from jowa.training.distributed import init_distributed
-    from jowa.training.engines import resolve_precision
+    from jowa.training.engine_choice import resolve_precision
 
     plan = prepare(options)
     ctx = init_distributed(str(plan.device))

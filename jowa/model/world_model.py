@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from jowa.checkpoint import PretrainedMixin
+from jowa.model_files import PretrainedMixin
 from jowa.config import WorldModelConfig
 from jowa.games import NUM_ACTIONS, action_masks
 from jowa.model.distributional import atom_support

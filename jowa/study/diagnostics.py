@@ -33,7 +33,7 @@ def training_series(s: Study) -> list[dict[str, Any]]:
 def tokenizer_rows(s: Study) -> list[dict[str, Any]]:
     """The shared tokenizer on every game (the held-out game it never saw), and the held-out game through
     each fine-tuned run's tokenizer."""
-    from jowa.checkpoint import find_model_dir
+    from jowa.model_files import find_model_dir
     from jowa.tokenizer import Tokenizer
     from jowa.training.frames import load_frame_pool
     from jowa.training.tokenizer_stage import diagnostic_sample, measure_tokenizer
@@ -54,7 +54,7 @@ def tokenizer_rows(s: Study) -> list[dict[str, Any]]:
 
 def world_rows(s: Study, size: str) -> list[dict[str, Any]]:
     """One size's world-action model on episodes that end (whole, or their last steps) of each pretraining game."""
-    from jowa.checkpoint import find_model_dir
+    from jowa.model_files import find_model_dir
     from jowa.data.shards import resolve_shards
     from jowa.diagnostics import critic_measures, world_measures
     from jowa.diagnostics.held import episode_windows, held_episodes

@@ -15,8 +15,8 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from jowa.checkpoint import PretrainedMixin
 from jowa.config import TokenizerConfig
+from jowa.model_files import PretrainedMixin
 from jowa.tokenizer.lpips import LPIPS, NETS, load_lpips
 from jowa.tokenizer.nets import Decoder, Encoder, init_weights, latent_side, up_factors
 from jowa.tokenizer.quantizer import Codebook, commitment_loss, nearest_tokens, straight_through

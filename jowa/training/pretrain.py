@@ -25,12 +25,12 @@ import torch
 import torch.distributed as dist
 
 from jowa.atomic import copy_directory
-from jowa.checkpoint import weights_identity as tokenizer_identity  # the name token shards record it under
 from jowa.config import ModelSize, apply_overrides, load_size, to_dict
 from jowa.games import check_game
+from jowa.model_files import weights_identity as tokenizer_identity  # the name token shards record it under
 from jowa.training.config import TrainingConfig, load_training, micro_batch_size, validate
 from jowa.training.distributed import DistContext, barrier
-from jowa.training.engines import resolve_deepspeed_config, resolve_engine, resolve_precision
+from jowa.training.engine_choice import resolve_deepspeed_config, resolve_engine, resolve_precision
 from jowa.training.loop import LoopSettings, StageOutcome, train_stage
 from jowa.training.run_record import RunRecord
 from jowa.training.state import seed_everything

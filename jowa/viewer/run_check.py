@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from jowa.checkpoint import CheckpointError, find_model_dir
 from jowa.games import check_game
+from jowa.model_files import CheckpointError, find_model_dir
 
 DEMO_RECORD = "demo.json"
 FINETUNE_RECORD = "finetune.json"

@@ -25,7 +25,7 @@ from jowa.model.world_model import WorldActionModel  # noqa: E402
 from jowa.training import loop as loop_module  # noqa: E402
 from jowa.training.config import CheckpointConfig, LoggingConfig, WorldStageConfig, micro_batch_size  # noqa: E402
 from jowa.training.distributed import finish, init_distributed  # noqa: E402
-from jowa.training.engines import resolve_deepspeed_config, resolve_engine  # noqa: E402
+from jowa.training.engine_choice import resolve_deepspeed_config, resolve_engine  # noqa: E402
 from jowa.training.loop import LoopSettings, train_stage  # noqa: E402
 from jowa.training.state import seed_everything  # noqa: E402
 from jowa.training.synthetic import SyntheticSegments  # noqa: E402

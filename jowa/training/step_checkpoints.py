@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from jowa.atomic import commit_directory
-from jowa.checkpoint import file_sha256
+from jowa.model_files import file_sha256
 from jowa.training.distributed import DistContext, barrier, broadcast_object
 
 log = logging.getLogger(__name__)

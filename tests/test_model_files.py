@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from jowa.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, file_sha256
 from jowa.config import WorldModelConfig
 from jowa.model.world_model import WorldActionModel
+from jowa.model_files import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, file_sha256
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = WorldModelConfig(obs_vocab_size=32, num_layers=1, num_heads=2, embed_dim=32, q_mlp_dim=32, num_q=2)
@@ -80,7 +80,7 @@ def test_plan_cli_refuses_a_damaged_checkpoint_in_one_line(saved: Path, capsys) 
 
 
 def test_engine_files_are_checked_against_the_manifest_before_a_loader_unpickles_them(tmp_path: Path) -> None:
-    from jowa.training.checkpoints import CorruptCheckpoint, validate, write_manifest
+    from jowa.training.step_checkpoints import CorruptCheckpoint, validate, write_manifest
 
     step = tmp_path / "step_00000006"
     (step / "engine").mkdir(parents=True)
