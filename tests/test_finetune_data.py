@@ -9,9 +9,9 @@ import torch
 
 from jowa.config import WorldModelConfig
 from jowa.data.replay import EpisodeSpan
-from jowa.finetuning.batches import FinetuneBatches
 from jowa.finetuning.data import MemoryEpisode, NotEnoughData, choose
 from jowa.finetuning.freezing import apply_freezing
+from jowa.finetuning.segment_batches import FinetuneBatches
 from jowa.finetuning.task_rows import init_task_row, resolve_task_row
 from jowa.games import task_id
 from jowa.model.world_model import WorldActionModel

@@ -11,7 +11,7 @@ from jowa.config import CriticLossConfig, WorldModelConfig
 from jowa.data.batch import Batch
 from jowa.finetuning.buffer import SegmentBuffer
 from jowa.finetuning.imagined_segments import ImaginedPaths, imagination_context, imagine_paths, synthetic_segments
-from jowa.finetuning.objective import mixed_losses
+from jowa.finetuning.mixed_objective import mixed_losses
 from jowa.games import task_id
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from jowa.compat.comparison import assert_close
+from jowa.compat.tokenizer_parity import load_small_tokenizer, small_tokenizer_config, tokenizer_parity
 from jowa.config import TokenizerConfig
 from jowa.tokenizer import Tokenizer
 from jowa.tokenizer.lpips import LPIPS
-from jowa.compat.tokenizer_parity import load_small_tokenizer, small_tokenizer_config, tokenizer_parity
 from jowa.tokenizer.quantizer import commitment_loss, nearest_tokens, squared_distances, straight_through
 
 
@@ -268,7 +268,7 @@ def test_perceptual_term_off(small: Tokenizer, io: dict[str, torch.Tensor]) -> N
 
 
 def test_foreground_weighting_is_off_by_default_and_weighs_object_pixels(small: Tokenizer) -> None:
-    from jowa.training.objectives import TokenizerObjective, foreground_weights
+    from jowa.training.objective_modules import TokenizerObjective, foreground_weights
 
     backgrounds = torch.stack([torch.zeros(84, 84, dtype=torch.uint8), torch.full((84, 84), 140, dtype=torch.uint8)])
     frames = backgrounds[[0, 1, 1]].clone()

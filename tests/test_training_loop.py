@@ -17,7 +17,7 @@ from jowa.training.config import CheckpointConfig, LoggingConfig, WorldStageConf
 from jowa.training.distributed import init_distributed
 from jowa.training.logger import read_metrics
 from jowa.training.loop import LoopSettings, ResumeError, Stage, TrainingDiverged, train_stage
-from jowa.training.objectives import ObjectiveOutput
+from jowa.training.objective_modules import ObjectiveOutput
 from jowa.training.state import seed_everything
 from jowa.training.step_checkpoints import MANIFEST, CheckpointManager, CorruptCheckpoint, validate
 from jowa.training.synthetic import SyntheticSegments

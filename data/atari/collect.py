@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _train_agents(args: argparse.Namespace, games: list[str]) -> None:
-    from jowa.behaviour.collect import collect_behaviour, plan_behaviour_runs
+    from jowa.behaviour.runs import collect_behaviour, plan_behaviour_runs
 
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]

@@ -24,8 +24,8 @@ from jowa.atomic import atomic_directory, commit_directory
 from jowa.evaluation.episode_log import EPISODES_NAME
 from jowa.evaluation.metrics import RLIABLE_REPS
 from jowa.evaluation.report_markdown import render_markdown
+from jowa.evaluation.report_numbers import EvaluationResults, compare, package_versions, protocol, summarize
 from jowa.evaluation.report_plots import PNG_FILES, plot_aggregates, plot_normalized_scores, plot_raw_returns
-from jowa.evaluation.summary import EvaluationResults, compare, package_versions, protocol, summarize
 from jowa.evaluation.video import write_video
 
 REPORT_FORMAT = "jowa-evaluation-report/1"

@@ -7,7 +7,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 from jowa.evaluation.metrics import REFERENCES
-from jowa.evaluation.summary import NO_DQN, NO_HUMAN, NO_REFERENCES, REFERENCE_LABEL, reference_key
+from jowa.evaluation.report_numbers import NO_DQN, NO_HUMAN, NO_REFERENCES, REFERENCE_LABEL, reference_key
 
 
 def _fmt(x: float | None) -> str:

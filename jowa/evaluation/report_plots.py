@@ -14,7 +14,7 @@ from jowa.evaluation.metrics import (
     has_reference,
     normalized_scores,
 )
-from jowa.evaluation.summary import REFERENCE_LABEL, reference_key
+from jowa.evaluation.report_numbers import REFERENCE_LABEL, reference_key
 
 PNG_FILES = ("raw_returns.png", "normalized_scores.png", "aggregates.png")
 

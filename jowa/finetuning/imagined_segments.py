@@ -14,7 +14,7 @@ From a real L-step segment (steps 0..L-1, all real, the last not terminal) and h
       ends all 0, mask all 1.
 The official code took the real actions/rewards from indices H+1..L-1 — each one step early — and stored
 imagined frames as 0..255 pixels beside real ones in [0, 1]. Tokens avoid the second question entirely.
-Imagined segments feed only the TD and CQL losses (see `jowa.finetuning.objective`).
+Imagined segments feed only the TD and CQL losses (see `jowa.finetuning.mixed_objective`).
 """
 
 from __future__ import annotations

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from jowa.finetuning.batches import FinetuneBatches
 from jowa.finetuning.buffer import SegmentBuffer
 from jowa.finetuning.config import FinetuneConfig, imagined_per_batch
 from jowa.finetuning.data import GameData, load_game_data
 from jowa.finetuning.evaluation import PeriodicEvaluation
 from jowa.finetuning.freezing import apply_freezing
+from jowa.finetuning.mixed_objective import FinetuneObjective, Imagination, StepCounter
 from jowa.finetuning.options import FinetuneOptions, FinetunePlan
-from jowa.finetuning.objective import FinetuneObjective, Imagination, StepCounter
+from jowa.finetuning.segment_batches import FinetuneBatches
 from jowa.finetuning.task_rows import init_task_row
 from jowa.games import task_id
 from jowa.model.world_model import WorldActionModel

@@ -68,7 +68,7 @@ def device(config: StudyConfig) -> str:
 def behaviour_plans(config: StudyConfig, out: Path) -> list[tuple[Any, str]]:
     """(RunConfig, run name) per game, checked against any earlier attempt in `out` (other settings: error)."""
     from jowa.behaviour import RunConfig, agent_settings
-    from jowa.behaviour.collect import plan_behaviour_runs
+    from jowa.behaviour.runs import plan_behaviour_runs
     from jowa.behaviour.train import check_run_dir, run_dir_of
 
     b = config.behaviour
@@ -107,7 +107,7 @@ def check_behaviour_dir(root: Path, games: list[str]) -> dict[str, str]:
 
 def behaviour_stage(s: Study) -> dict[str, Any]:
     from jowa.behaviour import behaviour_summary
-    from jowa.behaviour.collect import collect_behaviour
+    from jowa.behaviour.runs import collect_behaviour
 
     if s.behaviour != s.out / "behaviour":  # given with --behaviour: already made
         runs = check_behaviour_dir(s.behaviour, s.config.all_games)

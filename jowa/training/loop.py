@@ -24,13 +24,13 @@ from torch import nn
 
 from jowa.config import to_dict
 from jowa.model_files import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
-from jowa.training.batches import BatchSource, Prefetcher, to_device
+from jowa.training.batch_source import BatchSource, Prefetcher, to_device
 from jowa.training.config import CheckpointConfig, LoggingConfig
 from jowa.training.distributed import DistContext, any_rank
 from jowa.training.engine import Engine, EngineSpec, StepResult, poison_nonfinite
 from jowa.training.engine_choice import build_engine
 from jowa.training.logger import TrainLogger
-from jowa.training.objectives import ObjectiveOutput
+from jowa.training.objective_modules import ObjectiveOutput
 from jowa.training.signals import StopRequest
 from jowa.training.state import RankState, TrainState, capture_rng, restore_rng
 from jowa.training.step_checkpoints import CheckpointManager, CorruptCheckpoint, step_dir_name, validate

@@ -17,13 +17,13 @@ import torch
 from jowa.atomic import atomic_file
 from jowa.diagnostics import code_usage, motion_order, tokenizer_measures
 from jowa.tokenizer import Tokenizer
-from jowa.training.batches import BatchSource
+from jowa.training.batch_source import BatchSource
 from jowa.training.config import TokenizerStageConfig
 from jowa.training.frames import GameSample
 from jowa.training.logger import TrainLogger
 from jowa.training.loop import Phase, PhaseParts, Stage
 from jowa.training.measure_hook import MeasureHook
-from jowa.training.objectives import TokenizerObjective
+from jowa.training.objective_modules import TokenizerObjective
 from jowa.training.optim import make_adam
 
 TOKENIZER = "tokenizer"

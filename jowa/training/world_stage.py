@@ -21,11 +21,11 @@ from jowa.diagnostics import critic_measures, world_measures
 from jowa.diagnostics.held import episode_windows, held_episodes
 from jowa.diagnostics.world import eval_forward
 from jowa.model.world_model import WorldActionModel
-from jowa.training.batches import BatchSource, to_device
+from jowa.training.batch_source import BatchSource, to_device
 from jowa.training.config import WorldStageConfig
 from jowa.training.loop import Phase, PhaseParts, Stage
 from jowa.training.measure_hook import MeasureHook
-from jowa.training.objectives import WorldObjective
+from jowa.training.objective_modules import WorldObjective
 from jowa.training.optim import WorldLearningRates, make_adamw, make_schedule, world_param_groups
 from jowa.training.throughput import world_flops_per_token
 

@@ -15,14 +15,14 @@ from torch import nn
 
 from jowa.config import CriticLossConfig
 from jowa.data.batch import Batch
-from jowa.finetuning.batches import FinetuneBatch
 from jowa.finetuning.buffer import SegmentBuffer
 from jowa.finetuning.imagined_segments import imagine
+from jowa.finetuning.segment_batches import FinetuneBatch
 from jowa.losses import LossTerms
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses
 from jowa.planning.planner import Planner
-from jowa.training.objectives import ObjectiveOutput
+from jowa.training.objective_modules import ObjectiveOutput
 
 
 def concat(first: Batch, second: Batch) -> Batch:
