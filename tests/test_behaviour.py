@@ -20,7 +20,8 @@ from jowa.behaviour import RunConfig, agent_settings, behaviour_summary, load_be
 from jowa.behaviour.replay_log import ResumableLog
 from jowa.behaviour.vec_env import RecordingVecEnv
 from jowa.data.collect import collect
-from jowa.data.replay import STORE_DTYPES, ReadStats, list_suffixes, member_path, read_episodes, replay_log_dir
+from jowa.data.replay import ReadStats, read_episodes
+from jowa.data.replay_layout import STORE_DTYPES, list_suffixes, member_path, replay_log_dir
 from jowa.envs import load_policy, make_vector_env, valid_action_masks
 from jowa.games import minimal_to_full, task_id
 

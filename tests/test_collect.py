@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from jowa.data.collect import collect
-from jowa.data.replay import ReadStats, list_suffixes, read_episodes, replay_log_dir
+from jowa.data.replay import ReadStats, read_episodes
+from jowa.data.replay_layout import list_suffixes, replay_log_dir
 from jowa.games import minimal_to_full
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,8 @@ from jowa.data.dqn_replay_source import DqnReplaySource  # noqa: E402
 from jowa.data.episodes import Episode  # noqa: E402
 from jowa.data.minari_export import default_dataset_id, export_minari  # noqa: E402
 from jowa.data.minari_source import MinariSource, game_of  # noqa: E402
-from jowa.data.replay import read_run, replay_log_dir, scan_run  # noqa: E402
+from jowa.data.replay import read_run, scan_run  # noqa: E402
+from jowa.data.replay_layout import replay_log_dir  # noqa: E402
 from jowa.data.replay_writer import ReplayWriter  # noqa: E402
 from jowa.data.shards import iter_episodes, resolve_shards  # noqa: E402
 from jowa.data.source import EpisodeSource, open_source  # noqa: E402

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from jowa.config import TokenizerConfig, WorldModelConfig
-from jowa.data.replay import replay_log_dir
+from jowa.data.replay_layout import replay_log_dir
 from jowa.data.replay_writer import ReplayWriter
 from jowa.evaluation.runner import load_run
 from jowa.finetuning.data import NotEnoughData

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import cpu_ranks_env
 
-from jowa.data.replay import replay_log_dir
+from jowa.data.replay_layout import replay_log_dir
 from jowa.data.replay_writer import ReplayWriter
 from jowa.data.tokenize_replay import tokenize_replay
 from jowa.games import minimal_to_full

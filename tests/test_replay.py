@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 
 from jowa.data.npy_gz import DataFileError, NpyGzReader, crc32_append_zeros, save_npy_gz
-from jowa.data.replay import (
-    EpisodeSpan, ReadStats, list_runs, list_suffixes, member_path, read_episodes, read_run, replay_log_dir,
-    scan_run,
-)
+from jowa.data.replay import EpisodeSpan, ReadStats, read_episodes, read_run, scan_run
+from jowa.data.replay_layout import list_runs, list_suffixes, member_path, replay_log_dir
 from jowa.data.replay_writer import ReplayWriter
 from jowa.games import minimal_to_full
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from jowa.data.replay import read_episodes, replay_log_dir
+from jowa.data.replay import read_episodes
+from jowa.data.replay_layout import replay_log_dir
 from jowa.data.replay_writer import ReplayWriter
 from jowa.data.shards import (
     INDEX_NAME, TokenEpisode, encode_episode, finished_records, iter_episodes, iter_shard, resolve_shards,

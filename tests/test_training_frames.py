@@ -54,7 +54,7 @@ def test_grid_puts_each_reconstruction_under_its_original() -> None:
 
 def test_each_game_gets_its_share_of_the_scan(tmp_path) -> None:
     # One large chunk per game: a global scan limit would fill the pool from the first chunk's game only.
-    from jowa.data.replay import replay_log_dir
+    from jowa.data.replay_layout import replay_log_dir
     from jowa.data.replay_writer import ReplayWriter
     from jowa.training.frames import load_frame_pool
 

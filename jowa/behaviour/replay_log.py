@@ -18,7 +18,7 @@ import numpy as np
 
 from jowa.atomic import atomic_file
 from jowa.data.npy_gz import load_npy_gz
-from jowa.data.replay import FRAME_SHAPE, STORE, STORE_DTYPES, list_suffixes, member_path
+from jowa.data.replay_layout import FRAME_SHAPE, STORE, STORE_DTYPES, list_suffixes, member_path
 from jowa.data.replay_writer import ReplayWriter
 
 SEGMENTS = ".segments"

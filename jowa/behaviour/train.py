@@ -32,7 +32,7 @@ from jowa.behaviour.agents import AgentSettings, load_agent, make_agent
 from jowa.behaviour.curve import Curve, plot_curve, summarize, write_curve
 from jowa.behaviour.replay_log import LogState, ResumableLog
 from jowa.behaviour.vec_env import RecordingVecEnv
-from jowa.data.replay import list_suffixes, replay_log_dir
+from jowa.data.replay_layout import list_suffixes, replay_log_dir
 from jowa.envs.atari import DOPAMINE_MAX_EPISODE_STEPS
 from jowa.games import check_game
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from jowa.data.replay import replay_log_dir
+from jowa.data.replay_layout import replay_log_dir
 from jowa.data.replay_writer import ReplayWriter
 from jowa.envs import Policy, load_policy, make_vector_env, valid_action_masks
 from jowa.envs.atari import DOPAMINE_MAX_EPISODE_STEPS

@@ -11,16 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jowa.data.episodes import Episode
-from jowa.data.replay import (
-    EpisodeSpan,
-    ReadStats,
-    list_games,
-    list_runs,
-    list_suffixes,
-    read_run,
-    replay_log_dir,
-    scan_run,
-)
+from jowa.data.replay import EpisodeSpan, ReadStats, read_run, scan_run
+from jowa.data.replay_layout import list_games, list_runs, list_suffixes, replay_log_dir
 from jowa.data.source import Want
 
 

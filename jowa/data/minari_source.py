@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from jowa.data.episodes import Episode
-from jowa.data.replay import EpisodeSpan, ReadStats, run_order
+from jowa.data.replay import EpisodeSpan, ReadStats
+from jowa.data.replay_layout import run_order
 from jowa.data.source import Want
 from jowa.games import GAME_NAMES, NUM_ACTIONS, check_game, minimal_to_full
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from jowa.data.npy_gz import save_npy_gz
-from jowa.data.replay import FRAME_SHAPE, STORE, member_path
+from jowa.data.replay_layout import FRAME_SHAPE, STORE, member_path
 
 
 class ReplayWriter:

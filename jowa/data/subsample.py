@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jowa.data.episodes import Episode
-from jowa.data.replay import EpisodeSpan, ReadStats, run_order
+from jowa.data.replay import EpisodeSpan, ReadStats
+from jowa.data.replay_layout import run_order
 from jowa.data.source import EpisodeSource, open_source
 from jowa.games import check_game, task_id
 
