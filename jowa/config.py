@@ -48,6 +48,9 @@ class TokenizerConfig:
     lpips_weights: str | None = None
     # Dropout before the LPIPS linear layers, active in train mode like the official (IRIS) quirk.
     lpips_dropout: float = 0.5
+    # "builtin": our port (jowa/tokenizer/lpips.py); "lpips": the `lpips` package, where it and torchvision's
+    # cached trunk load (jowa/tokenizer/lpips_package.py). The distances agree.
+    lpips_backend: str = "builtin"
 
 
 

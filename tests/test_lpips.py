@@ -1,4 +1,5 @@
-"""Offline LPIPS: reference distances, weight loading from every supported source, safe unpickling."""
+"""Offline LPIPS: reference distances, weight loading from every supported source, safe unpickling; the
+`lpips` package as a backend (its tests skip where it cannot be imported, e.g. no torchvision)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 import jowa.tokenizer.lpips as lpips_module
+import jowa.tokenizer.lpips_package as lpips_package
 from jowa.config import TokenizerConfig
 from jowa.tokenizer import Tokenizer
 from jowa.tokenizer.lpips import (
@@ -24,6 +26,7 @@ from jowa.tokenizer.lpips import (
     lpips_state_dict,
     sdist_weights_path,
 )
+from jowa.tokenizer.lpips_package import build_lpips, unavailable_reason
 
 # tests/fixtures/README.md: LPIPS v0.1, inputs pixel/127.5 − 1, NCHW.
 EXPECTED = {"vgg": (0.5686, 0.4217), "alex": (0.7219, 0.1376)}
@@ -173,3 +176,43 @@ def test_unpickler_reads_plain_numpy(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps(tree, protocol=3))
     loaded = load_numpy_pickle(path)
     assert np.array_equal(loaded["a"]["kernel"], tree["a"]["kernel"]) and loaded["b"].dtype == np.int64
+
+
+# ---------------------------------------------------------------- the lpips package as a backend
+
+
+@pytest.mark.parametrize("net", ["vgg", "alex"])
+def test_package_distances_equal_ours(net: str, nets: dict[str, LPIPS], images: dict[str, torch.Tensor]) -> None:
+    reason = unavailable_reason(net)
+    if reason is not None:
+        pytest.skip(f"lpips package unavailable: {reason}")
+    package = build_lpips("lpips", net, None, 0.5)
+    assert package is not None and not any(p.requires_grad for p in package.parameters())
+    assert distances(package, images) == pytest.approx(distances(nets[net], images), abs=1e-5)
+
+
+def test_package_backend_through_the_tokenizer_config(images: dict[str, torch.Tensor]) -> None:
+    reason = unavailable_reason("alex")
+    if reason is not None:
+        pytest.skip(f"lpips package unavailable: {reason}")
+    config = TokenizerConfig(vocab_size=8, embed_dim=8, z_channels=8, ch=8, lpips_net="alex", lpips_backend="lpips")
+    net = Tokenizer(config).perceptual_net()
+    assert net is not None and type(net).__module__.startswith("lpips")
+
+
+def test_a_bad_backend_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"lpips_backend: 'torchvision'; choose one of builtin, lpips"):
+        Tokenizer(TokenizerConfig(vocab_size=8, embed_dim=8, z_channels=8, ch=8, lpips_backend="torchvision"))
+    with pytest.raises(ValueError, match="lpips_weights is for lpips_backend=builtin"):
+        build_lpips("lpips", "vgg", "weights.pth", 0.5)
+
+
+def test_package_backend_without_the_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(name: str):
+        raise OSError("libtorchvision.so: undefined symbol")  # what a CUDA-linked torchvision does here
+
+    monkeypatch.setattr(lpips_package.importlib, "import_module", broken)
+    assert "do not import here" in unavailable_reason("vgg")
+    config = TokenizerConfig(vocab_size=8, embed_dim=8, z_channels=8, ch=8, lpips_backend="lpips")
+    with pytest.raises(LPIPSWeightsError, match=r"lpips_backend=lpips needs the `lpips` package.*builtin"):
+        Tokenizer(config).compute_loss(torch.rand(1, 1, 84, 84))

@@ -17,7 +17,8 @@ from torch import nn
 
 from jowa.config import TokenizerConfig
 from jowa.model_files import PretrainedMixin
-from jowa.tokenizer.lpips import LPIPS, NETS, load_lpips
+from jowa.tokenizer.lpips import NETS
+from jowa.tokenizer.lpips_package import build_lpips, check_backend
 from jowa.tokenizer.nets import Decoder, Encoder, init_weights, latent_side, up_factors
 from jowa.tokenizer.quantizer import Codebook, commitment_loss, nearest_tokens, straight_through
 
@@ -70,6 +71,7 @@ def validate_config(config: TokenizerConfig) -> None:
         raise ValueError(f"TokenizerConfig.lpips_net: {config.lpips_net!r}; choose one of {', '.join((*NETS, 'none'))}")
     if not 0.0 <= config.lpips_dropout < 1.0:
         raise ValueError(f"TokenizerConfig.lpips_dropout: {config.lpips_dropout} is not in [0, 1)")
+    check_backend(config.lpips_backend)
 
 
 class Tokenizer(nn.Module, PretrainedMixin):
@@ -141,13 +143,14 @@ class Tokenizer(nn.Module, PretrainedMixin):
 
     # ------------------------------------------------------------ losses
 
-    def perceptual_net(self) -> LPIPS | None:
+    def perceptual_net(self) -> nn.Module | None:
         """The frozen LPIPS net, built (and its weights read) on first call; None when disabled.
         Call it once before training to fail early on missing weights."""
         if self.config.perceptual_weight <= 0 or self.config.lpips_net == "none":
             return None
         if self._lpips is None:
-            net = load_lpips(self.config.lpips_net, self.config.lpips_weights, self.config.lpips_dropout)
+            config = self.config
+            net = build_lpips(config.lpips_backend, config.lpips_net, config.lpips_weights, config.lpips_dropout)
             weight = self.embedding.weight
             net = net.to(device=weight.device, dtype=weight.dtype).train(self.training)
             object.__setattr__(self, "_lpips", net)
