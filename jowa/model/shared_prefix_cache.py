@@ -34,6 +34,8 @@ class SharedPrefixCache:
         starts = torch.cumsum(counts, 0) - counts
         self._rank = torch.arange(len(row_env), device=row_env.device) - starts[row_env]  # row's place in its env
         self._width = int(counts.max()) if len(row_env) else 0
+        # Every environment holds the same number of rows (the usual beam): grouping is a reshape, no padding.
+        self._uniform = len(row_env) == prefix.batch_size * self._width
 
     @classmethod
     def from_prefix(cls, prefix: KVCache) -> "SharedPrefixCache":
@@ -67,6 +69,9 @@ class SharedPrefixCache:
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
         """[R, H, n, c] -> [E, H, W·n, c]: each environment's rows side by side (zero-padded to W rows)."""
         rows, heads, n, c = x.shape
+        if self._uniform:
+            return x.view(self.prefix.batch_size, self._width, heads, n, c).transpose(1, 2).reshape(
+                self.prefix.batch_size, heads, self._width * n, c)
         padded = x.new_zeros(self.prefix.batch_size, self._width, heads, n, c)
         padded[self.row_env, self._rank] = x
         return padded.permute(0, 2, 1, 3, 4).reshape(self.prefix.batch_size, heads, self._width * n, c)
@@ -74,7 +79,9 @@ class SharedPrefixCache:
     def _ungrouped(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """Inverse of `_grouped`: [E, H, W·n, c] -> [R, H, n, c]."""
         envs, heads, _, c = x.shape
-        x = x.view(envs, heads, self._width, n, c).permute(0, 2, 1, 3, 4)
+        x = x.view(envs, heads, self._width, n, c).transpose(1, 2)
+        if self._uniform:
+            return x.reshape(envs * self._width, heads, n, c)
         return x[self.row_env, self._rank]
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float) -> torch.Tensor:
@@ -83,6 +90,8 @@ class SharedPrefixCache:
         end = self.tail_length + n
         self.tail_keys[layer, :, :, self.tail_length:end] = k.to(self.tail_keys.dtype)
         self.tail_values[layer, :, :, self.tail_length:end] = v.to(self.tail_values.dtype)
+        if n == 1 and self._uniform and q.dtype == self.tail_keys.dtype:
+            return self._attend_one(layer, q, end)
         prefix_keys = self.prefix.keys[layer, :, :, : self.prefix.length]  # [E, H, P, hd]
         prefix_values = self.prefix.values[layer, :, :, : self.prefix.length]
         tail_keys, tail_values = self.tail_keys[layer, :, :, :end], self.tail_values[layer, :, :, :end]
@@ -98,3 +107,30 @@ class SharedPrefixCache:
         prefix_weights, tail_weights = weights.split([prefix_scores.shape[-1], tail_scores.shape[-1]], dim=-1)
         from_prefix = self._ungrouped(self._grouped(prefix_weights) @ prefix_values.to(q.dtype), n)
         return from_prefix + tail_weights @ tail_values.to(q.dtype)
+
+    def _attend_one(self, layer: int, q: torch.Tensor, end: int) -> torch.Tensor:
+        """`attend` for one new token per row when every environment has W rows: the same matmuls on
+        3-d views ([E·H, W, ·] against the prefix, [R·H, 1, ·] against the tails), a quarter of the ops.
+
+        Decoding is bound by per-op overhead at beam sizes (a few rows of 128 features on a CPU)."""
+        rows, heads, _, head_dim = q.shape
+        envs, width, length = self.prefix.batch_size, self._width, self.prefix.length
+        prefix_keys = self.prefix.keys[layer, :, :, :length].flatten(0, 1)  # [E·H, P, hd]
+        prefix_values = self.prefix.values[layer, :, :, :length].flatten(0, 1)
+        tail_keys = self.tail_keys[layer, :, :, :end].flatten(0, 1)  # [R·H, T, hd]
+        tail_values = self.tail_values[layer, :, :, :end].flatten(0, 1)
+
+        def by_env(x: torch.Tensor) -> torch.Tensor:  # [R·H, 1, c] -> [E·H, W, c]
+            return x.view(envs, width, heads, -1).transpose(1, 2).reshape(envs * heads, width, -1)
+
+        def by_row(x: torch.Tensor) -> torch.Tensor:  # [E·H, W, c] -> [R·H, 1, c]
+            return x.view(envs, heads, width, -1).transpose(1, 2).reshape(rows * heads, 1, -1)
+
+        q_rows = q.reshape(rows * heads, 1, head_dim)
+        prefix_scores = torch.bmm(by_env(q_rows), prefix_keys.transpose(1, 2))  # [E·H, W, P]
+        tail_scores = by_env(torch.bmm(q_rows, tail_keys.transpose(1, 2)))  # [E·H, W, T]
+        weights = torch.cat([prefix_scores, tail_scores], dim=-1).mul(1.0 / math.sqrt(head_dim)).softmax(dim=-1)
+        from_prefix = by_row(torch.bmm(weights[..., :length], prefix_values))
+        from_tail = torch.bmm(by_row(weights[..., length:]), tail_values)
+        return (from_prefix + from_tail).view(rows, heads, 1, head_dim)
+
