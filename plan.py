@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without installing
 
 from jowa.evaluation.config import EvalConfig, resolve  # noqa: E402
-from jowa.evaluation.processes import Processes, launched_processes  # noqa: E402
+from jowa.evaluation.processes import Processes, RankFailed, launched_processes  # noqa: E402
 from jowa.evaluation.protocols import PROTOCOLS  # noqa: E402
 from jowa.evaluation.runner import EvaluationStopped, evaluate_run  # noqa: E402
 from jowa.model_files import CheckpointError  # noqa: E402
@@ -62,10 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     processes = launched_processes()
+    status = 1
     try:
-        return _evaluate(args, processes)
+        status = _evaluate(args, processes)
+    except RankFailed as error:  # another process failed: say so and end, not wait for it
+        print(f"error: {error}", file=sys.stderr, flush=True)
+    except BaseException as error:
+        processes.fail(error)  # the others raise RankFailed at their next collective
+        raise
     finally:
-        processes.close()
+        processes.close(status)
+    return status
 
 
 def _evaluate(args: argparse.Namespace, processes: Processes) -> int:

@@ -20,14 +20,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 
-def plan(launcher: list[str], run: Path, out: Path) -> subprocess.CompletedProcess:
+# --multi_gpu is accelerate's multi-process (torchrun) launcher, which on a machine without a GPU starts CPU
+# processes; `--cpu` would start one process.
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def plan(launcher: list[str], run: Path, out: Path, script: list[str] | None = None,
+         timeout: float = 300) -> subprocess.CompletedProcess:
     # --envs 1: one slot group per game, so each of the two processes plays one game. Assault and Boxing
     # score within 30 steps, so the returns compared are not all zero.
     args = ["--run", str(run), "--games", "Assault,Boxing", "--episodes", "2", "--envs", "1", "--max-steps", "30",
             "--greedy", "--random-baseline", "--device", "cpu", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([*launcher, str(REPO / "plan.py"), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([*launcher, *(script or [str(REPO / "plan.py")]), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 class _Rank(Processes):
@@ -54,8 +61,7 @@ def test_two_processes_write_the_single_process_report(small_run, tmp_path) -> N
     started = time.monotonic()
     single = plan([sys.executable], small_run, tmp_path / "single")
     assert single.returncode == 0, single.stderr
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]
+    launch = LAUNCH
     double = plan(launch, small_run, tmp_path / "double")
     assert double.returncode == 0, double.stderr
     assert double.stdout.count("report: ") == 1  # rank 0 alone reports
@@ -73,3 +79,19 @@ def test_two_processes_write_the_single_process_report(small_run, tmp_path) -> N
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "double" / "episodes.jsonl").read_text() == logs[1]
     print(f"single + 2 launches: {time.monotonic() - started:.1f}s")
+
+
+@pytest.mark.parametrize("failure, line", [
+    ("raise", "process 1 failed: RuntimeError: injected failure on process 1"),
+    ("bad-input", "process 1 ended early (exit status 2)"),
+])
+def test_a_failing_process_ends_every_process(small_run, tmp_path, failure: str, line: str) -> None:
+    """Process 1 fails as evaluation starts; process 0, waiting in a collective, ends too and says why."""
+    pytest.importorskip("accelerate", reason="accelerate is not installed: multi-process evaluation needs it")
+    script = [str(REPO / "tests" / "scripts" / "plan_failing_rank.py"), failure]
+    started = time.monotonic()
+    result = plan(LAUNCH, small_run, tmp_path / "out", script, timeout=120)  # a hang raises TimeoutExpired
+    assert result.returncode != 0
+    assert f"error: {line}" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "out" / "report.json").exists()
+    print(f"{failure}: both processes ended in {time.monotonic() - started:.1f}s")

@@ -4,6 +4,11 @@ Under `accelerate launch` every process plays a disjoint share of the slot group
 a group is up to `num_envs` games played together, with its own environment seed and actor), so each episode
 is played exactly as a single process plays it; rank 0 merges the episodes in group order, logs them and
 writes the one report.
+
+A failure on one process ends them all: every collective is one all-gather of (kind, value) — "value" while
+working, "failed" with the error from a process that raised, "closed" from one that finished — so a process
+that fails or ends early meets the others at whatever collective they wait in, and they raise `RankFailed`
+naming it instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ import torch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class RankFailed(RuntimeError):
+    """Another process of the evaluation failed or ended early; this one stops too."""
 
 
 class Processes:
@@ -42,8 +51,11 @@ class Processes:
         """Rank 0's `value` on every process."""
         return value
 
-    def close(self) -> None:
-        pass
+    def fail(self, error: BaseException) -> None:
+        """Tell the other processes that this one failed with `error` (then it raises, and closes)."""
+
+    def close(self, status: int = 0) -> None:
+        """The end of this process's evaluation, with its exit status."""
 
     def any(self, flag: bool) -> bool:
         return any(self.gather(bool(flag)))
@@ -69,19 +81,36 @@ class AccelerateProcesses(Processes):
     def __init__(self, state) -> None:
         self.state = state
         self.rank, self.world, self.device = state.process_index, state.num_processes, state.device
+        self.ended = False  # a failure was exchanged: no further collective would be met
 
-    def gather(self, value: T) -> list[T]:
+    def _exchange(self, kind: str, value: Any) -> list[tuple[str, Any]]:
+        """Every process's (kind, value), in rank order; raises RankFailed where another failed or ended."""
         from accelerate.utils import gather_object
 
-        return gather_object([value])  # accelerate flattens one level: a list of one per process
+        messages = gather_object([(kind, value)])  # accelerate flattens one level: a list of one per process
+        if kind != "value":
+            self.ended = True
+            return messages
+        others = [(rank, k, v) for rank, (k, v) in enumerate(messages) if k != "value"]
+        if others:
+            self.ended = True
+            raise RankFailed("; ".join(f"process {rank} failed: {v}" if k == "failed"
+                                       else f"process {rank} ended early (exit status {v})" for rank, k, v in others))
+        return messages
+
+    def gather(self, value: T) -> list[T]:
+        return [v for _, v in self._exchange("value", value)]
 
     def share(self, value: T) -> T:
-        from accelerate.utils import broadcast_object_list
+        return self._exchange("value", value if self.main else None)[0][1]
 
-        return broadcast_object_list([value], from_process=0)[0]
+    def fail(self, error: BaseException) -> None:
+        if not self.ended:
+            self._exchange("failed", f"{type(error).__name__}: {error}")
 
-    def close(self) -> None:
-        self.state.wait_for_everyone()
+    def close(self, status: int = 0) -> None:
+        if not self.ended:
+            self._exchange("closed", status)  # the others wait here too, unless one ended early
         self.state.destroy_process_group()  # torch warns at exit about a group left open
 
 
@@ -93,7 +122,12 @@ def launched_processes() -> Processes:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise RuntimeError(f"a multi-process launch needs accelerate ({error}); pip install accelerate") from error
         return Processes()
-    state = PartialState()
+    # Without a GPU, accelerate forms a process group of CPU processes only when asked to (cpu=True); else
+    # every process of `accelerate launch --multi_gpu` would run the whole evaluation alone.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if state.num_processes != launched:
+        raise RuntimeError(f"{launched} processes launched (WORLD_SIZE) but accelerate sees {state.num_processes}")
     return AccelerateProcesses(state) if state.num_processes > 1 else Processes()
 
 
