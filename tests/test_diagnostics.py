@@ -322,3 +322,19 @@ def test_action_agreement_counts_the_valid_argmax_against_the_data() -> None:
     m = action_agreement(q, valid, batch)
     assert m["greedy_matches_data"] == pytest.approx(2 / 3) and m["most_common_action_share"] == pytest.approx(2 / 3)
     assert m["greedy_top_action_share"] == 1  # action 2 on every real step: one action whatever the screen
+
+
+def test_behaviour_action_measures_tell_a_decisive_policy_from_a_uniform_one() -> None:
+    from jowa.diagnostics.behaviour_actions import action_measures
+
+    to_full = np.array([0, 1, 3, 4])  # a 4-action game's minimal set in the full set
+    logged = np.array([1, 1, 3, 4, 1, 0])
+    decisive = np.eye(4)[[1, 1, 2, 3, 1, 0]] * 0.97 + 0.01  # greedy = the logged action at every step
+    m = action_measures(decisive, logged, to_full)
+    assert m["greedy_equals_logged"] == 1.0 and m["most_common_action_share"] == 0.5
+    assert m["mean_max_probability"] == pytest.approx(0.98) and m["uniform_probability"] == 0.25
+    assert m["mean_entropy_over_uniform"] < 0.2
+    uniform = np.full((6, 4), 0.25)
+    m = action_measures(uniform, logged, to_full)
+    assert m["greedy_equals_logged"] == pytest.approx(1 / 6)  # argmax of ties: minimal action 0 = full 0
+    assert m["mean_entropy_over_uniform"] == pytest.approx(1.0)
