@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from jowa import staged_run
 from jowa.atomic import write_json
 from jowa.config import to_dict
 from jowa.demo.config import DemoConfig
@@ -36,18 +37,14 @@ def open_record(out: Path, config: DemoConfig) -> dict[str, Any]:
     """demo.json of a previous run with the same settings, or a fresh one; other settings are an error."""
     path = out / RECORD
     settings = to_dict(config)
-    if path.is_file():
-        record = json.loads(path.read_text())
+
+    def check_same(record: dict[str, Any]) -> None:
         if record.get("config") != settings:
             raise ValueError(f"{out} holds a demo run with other settings ({path}); choose another --out "
                              "or remove it")
-        return record
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not a demo run directory; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"config": settings, "stages": {}}
-    write_json(path, record)
-    return record
+
+    return staged_run.open_record(path, {"config": settings, "stages": {}}, check_same,
+                                  f"{out} exists and is not a demo run directory; choose another --out")
 
 
 def collect_stage(out: Path, config: DemoConfig) -> dict[str, Any]:

@@ -7,11 +7,11 @@ settings, or another --behaviour directory, in the same OUT are refused.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from jowa import staged_run
 from jowa.atomic import write_json
 from jowa.config import to_dict
 from jowa.study.config import StudyConfig
@@ -24,8 +24,8 @@ def open_record(out: Path, config: StudyConfig, behaviour: Path | None) -> dict[
     """study.json of an earlier run with the same settings, or a fresh one; anything else is an error."""
     path = out / RECORD
     settings = {"config": to_dict(config), "behaviour": None if behaviour is None else str(behaviour)}
-    if path.is_file():
-        record = json.loads(path.read_text())
+
+    def check_same(record: dict[str, Any]) -> None:
         if {"config": record.get("config"), "behaviour": record.get("behaviour")} != settings:
             theirs = record.get("config") or {}
             changed = sorted(k for k in settings["config"] if theirs.get(k) != settings["config"][k])
@@ -33,14 +33,11 @@ def open_record(out: Path, config: StudyConfig, behaviour: Path | None) -> dict[
                 changed.append("--behaviour")
             raise ValueError(f"{out} holds a study with other settings ({', '.join(changed)}; {path}); rerun it "
                              "with its own settings, choose another --out, or remove it")
-        return record
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not a study directory (no {RECORD}); choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    record = {**settings, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stages": {},
-              "attempts": 0}
-    write_json(path, record)
-    return record
+
+    fresh = {**settings, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stages": {},
+             "attempts": 0}
+    return staged_run.open_record(path, fresh, check_same,
+                                  f"{out} exists and is not a study directory (no {RECORD}); choose another --out")
 
 
 def run_study(out: Path, config: StudyConfig, behaviour: Path | None = None,
