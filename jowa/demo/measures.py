@@ -13,13 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jowa.config import CriticLossConfig
 from jowa.demo.config import DemoConfig
 from jowa.diagnostics.verdicts import critic_verdict, tokenizer_verdict, world_verdict
 from jowa.training.logger import read_metrics
 
-SCAN_FRAMES = 20_000  # replay frames read per game for the pair sample and the background
-HELD_STEPS = 512  # steps per game (episodes that end, whole or their tails) for the world-model measures
 TRAINING_KEYS = {
     "tokenizer": ("l1_all", "l1_foreground", "background_l1_foreground", "l1_changed", "background_l1_changed",
                   "code_usage", "code_perplexity"),
@@ -30,44 +27,22 @@ TRAINING_KEYS = {
 
 def tokenizer_rows(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
     """Each game through the pretrained tokenizer, and the held-out game through the fine-tuned one."""
+    from jowa.diagnostics import report_rows
     from jowa.model_files import find_model_dir
-    from jowa.tokenizer import Tokenizer
-    from jowa.training.frames import load_frame_pool
-    from jowa.training.tokenizer_stage import diagnostic_sample, measure_tokenizer
 
-    runs = [("pretrained", out / "pretrain", config.all_games), ("fine-tuned", out / "finetune", [config.held_out])]
-    samples = {g: load_frame_pool(out / "replay", [g], 1, SCAN_FRAMES, config.seed).samples for g in config.all_games}
-    rows = []
-    for label, run, games in runs:
-        tokenizer = Tokenizer.from_pretrained(find_model_dir(run, "tokenizer")).eval()
-        for game in games:
-            pairs, backgrounds = diagnostic_sample(samples[game])
-            rows.append({"game": game, "tokenizer": label, **measure_tokenizer(tokenizer, pairs, backgrounds)})
-    return rows
+    samples = report_rows.frame_samples(out / "replay", config.all_games, config.seed)
+    runs = [("pretrained", find_model_dir(out / "pretrain", "tokenizer"), config.all_games),
+            ("fine-tuned", find_model_dir(out / "finetune", "tokenizer"), [config.held_out])]
+    return report_rows.tokenizer_rows(runs, samples)
 
 
 def world_rows(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
     """The pretrained world model on episodes that end (whole, or their last steps) of each pretraining game."""
+    from jowa.diagnostics import report_rows
     from jowa.model_files import find_model_dir
-    from jowa.data.shards import resolve_shards
-    from jowa.diagnostics import critic_measures, world_measures
-    from jowa.diagnostics.held import episode_windows, held_episodes
-    from jowa.diagnostics.world import eval_forward
-    from jowa.model.world_model import WorldActionModel
 
-    model = WorldActionModel.from_pretrained(find_model_dir(out / "pretrain", "world_model")).eval()
-    shards = resolve_shards(out / "pretrain" / "tokens")
-    gamma = CriticLossConfig().gamma
-    rows = []
-    for game in config.games:
-        episodes = held_episodes([s for s in shards if game in s.games], HELD_STEPS)
-        if not episodes:
-            continue
-        batch, returns = episode_windows(episodes, model.config.max_blocks, gamma)
-        outputs = eval_forward(model, batch)
-        rows.append({"game": game, "episodes": len(episodes), "steps": int(batch.mask_padding.sum()),
-                     **world_measures(model, batch, outputs), **critic_measures(model, batch, gamma, returns, outputs)})
-    return rows
+    model_dir = find_model_dir(out / "pretrain", "world_model")
+    return report_rows.world_rows(model_dir, out / "pretrain" / "tokens", config.games)
 
 
 def _f(x: float, digits: int = 3) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jowa.config import CriticLossConfig
-from jowa.demo.measures import HELD_STEPS, SCAN_FRAMES, TRAINING_KEYS
+from jowa.demo.measures import TRAINING_KEYS
+from jowa.diagnostics import report_rows
 from jowa.study.stages import Study
 from jowa.training.logger import read_metrics
 
@@ -34,47 +34,21 @@ def tokenizer_rows(s: Study) -> list[dict[str, Any]]:
     """The shared tokenizer on every game (the held-out game it never saw), and the held-out game through
     each fine-tuned run's tokenizer."""
     from jowa.model_files import find_model_dir
-    from jowa.tokenizer import Tokenizer
-    from jowa.training.frames import load_frame_pool
-    from jowa.training.tokenizer_stage import diagnostic_sample, measure_tokenizer
 
     games = s.config.all_games
-    samples = {g: load_frame_pool(s.behaviour, [g], 1, SCAN_FRAMES, s.config.seed).samples for g in games}
+    samples = report_rows.frame_samples(s.behaviour, games, s.config.seed)
     runs = [("pretrained", s.tokenizer_dir, games)]
     runs += [(f"fine-tuned ({start})", find_model_dir(s.finetuned(start), "tokenizer"), [s.config.held_out])
              for start in ("pretrained", "scratch")]
-    rows = []
-    for label, directory, names in runs:
-        tokenizer = Tokenizer.from_pretrained(directory).eval()
-        for game in names:
-            pairs, backgrounds = diagnostic_sample(samples[game])
-            rows.append({"game": game, "tokenizer": label, **measure_tokenizer(tokenizer, pairs, backgrounds)})
-    return rows
+    return report_rows.tokenizer_rows(runs, samples)
 
 
 def world_rows(s: Study, size: str) -> list[dict[str, Any]]:
     """One size's world-action model on episodes that end (whole, or their last steps) of each pretraining game."""
     from jowa.model_files import find_model_dir
-    from jowa.data.shards import resolve_shards
-    from jowa.diagnostics import critic_measures, world_measures
-    from jowa.diagnostics.held import episode_windows, held_episodes
-    from jowa.diagnostics.world import eval_forward
-    from jowa.model.world_model import WorldActionModel
 
-    model = WorldActionModel.from_pretrained(find_model_dir(s.model(size), "world_model")).eval()
-    shards = resolve_shards(s.tokens)
-    gamma = CriticLossConfig().gamma
-    rows = []
-    for game in s.config.games:
-        episodes = held_episodes([shard for shard in shards if game in shard.games], HELD_STEPS)
-        if not episodes:
-            continue
-        batch, returns = episode_windows(episodes, model.config.max_blocks, gamma)
-        outputs = eval_forward(model, batch)
-        rows.append({"game": game, "size": size, "episodes": len(episodes), "steps": int(batch.mask_padding.sum()),
-                     **world_measures(model, batch, outputs),
-                     **critic_measures(model, batch, gamma, returns, outputs)})
-    return rows
+    model_dir = find_model_dir(s.model(size), "world_model")
+    return report_rows.world_rows(model_dir, s.tokens, s.config.games, {"size": size})
 
 
 def measure_all(s: Study) -> dict[str, Any]:
