@@ -1,6 +1,6 @@
 """Frames per second of the play.py viewer, measured in the page (chromium), at a model size (default `tiny`).
 
-    python benchmarks/viewer.py                          # tiny, Breakout, K=2 H=2, agent in the real game and in the dream
+    python benchmarks/viewer.py                          # tiny, Breakout, K=2 H=1 (play.py's default), agent in the real game and in the dream
     python benchmarks/viewer.py --screenshot docs/img/viewer.png
 
 The model is randomly initialised (speed does not depend on training). The page's own fps counter (steps
@@ -83,7 +83,7 @@ def main() -> int:
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--game", default="Breakout")
     parser.add_argument("-K", type=int, default=2)
-    parser.add_argument("-H", type=int, default=2)
+    parser.add_argument("-H", type=int, default=1)  # play.py's default
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--screenshot", type=Path)
     args = parser.parse_args()

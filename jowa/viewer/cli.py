@@ -26,7 +26,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the agent's planner (jowa.planning.registry); only beam search shows every node's "
                         "probabilities")
     parser.add_argument("-K", "--beam-width", type=int, default=2)
-    parser.add_argument("-H", "--horizon", type=int, default=2, help="planner horizon (0 = greedy)")
+    parser.add_argument("-H", "--horizon", type=int, default=1,
+                        help="planner horizon (0 = greedy; default 1, the demo's and the study's evaluation setting)")
     parser.add_argument("--simulations", type=int, help="MCTS simulations per decision (default 20)")
     parser.add_argument("--context", type=int, default=6, help="blocks of real history in the model's memory")
     parser.add_argument("--sticky", type=float, default=0.0, help="sticky-action probability of the emulator")
