@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import Table, device_name, pick_device, progress, rate, ratio, seconds_per_call  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Table, bf16_pays, device_name, pick_device, progress, rate, ratio, seconds_per_call,
+)
 from jowa.config import CriticLossConfig, load_size  # noqa: E402
 from jowa.data.collect import collect  # noqa: E402
 from jowa.data.segments import SegmentDataset, make_loader  # noqa: E402
@@ -40,7 +42,7 @@ SUMMARY = (
     "segment DataLoader delivers with 0-2 workers, side by side with the segments/s one stage-2 training step "
     "consumes on the same device (forward, all losses, backward, AdamW on a real batch); "
     "ratio = loader with 1 worker / that row, so a ratio ≫ 1 on a training-step row means the loader is not the "
-    "bottleneck."
+    "bottleneck. bf16 rows only on a GPU or an AVX-512 CPU (`common.bf16_pays`)."
 )
 PATCH_VOCAB = 2048  # codes of the fixed patch quantizer that tokenizes the shards
 RAW_BYTES = 78  # 36 × uint16 tokens + uint8 action + float32 reward + uint8 terminal
@@ -138,7 +140,7 @@ def measure(device: torch.device, games: list[str], transitions: int, shard_step
         if one_worker is None:
             one_worker = loader_rate(root / "tokens", 1, batch_size, seconds)  # the reference of the ratio column
         if model_size is not None:
-            for bf16 in (False, True):
+            for bf16 in (False, True) if bf16_pays(device) else (False,):
                 precision = "bf16 autocast" if bf16 else "fp32"
                 progress(f"  data loader: {model_size} training step, {precision}")
                 rates[f"{model_size} training step, {precision}"] = model_rate(

@@ -21,7 +21,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
-from benchmarks.common import Table, device_name, pick_device, progress, rate, ratio, seconds_per_call  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Table, bf16_pays, device_name, pick_device, progress, rate, ratio, seconds_per_call,
+)
 from jowa.config import CriticLossConfig, load_size  # noqa: E402
 from jowa.data.batch import Batch  # noqa: E402
 from jowa.model.heads import QEnsemble  # noqa: E402
@@ -34,7 +36,8 @@ SUMMARY = (
     "forward, every loss (world model, TD, CQL), backward, gradient clipping and AdamW. The baseline is the "
     "same step written the straightforward way, measured right after in the same run: attention as "
     "matmul → mask → softmax → matmul (the official non-flash path) and the Q ensemble evaluated one member "
-    "at a time. ratio = ours / straightforward (> 1: ours is faster)."
+    "at a time. ratio = ours / straightforward (> 1: ours is faster). bf16 rows only on a GPU or an AVX-512 CPU "
+    "(`common.bf16_pays`)."
 )
 SEGMENT_STEPS = 8
 TOKENS_PER_STEP = 37
@@ -99,7 +102,7 @@ def measure(device: torch.device, sizes: list[str], batches: list[int], steps: i
                                          "ratio"])
     for size in sizes:
         for batch_size in batches:
-            for bf16 in (False, True):
+            for bf16 in (False, True) if bf16_pays(device) else (False,):
                 precision = "bf16 autocast" if bf16 else "fp32"
                 progress(f"  model step: {size}, batch {batch_size}, {precision}")
                 ours = tokens_per_second(size, batch_size, bf16, steps, device)

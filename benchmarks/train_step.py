@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    Table, device_name, pick_device, progress, rate, ratio, seconds_per_call, synchronize,
+    Table, bf16_pays, device_name, pick_device, progress, rate, ratio, seconds_per_call, synchronize,
 )
 from jowa.config import CriticLossConfig, load_size  # noqa: E402
 from jowa.data.batch import Batch  # noqa: E402
@@ -55,7 +55,8 @@ SUMMARY = (
     "step: one fixed batch already in memory, forward, backward and AdamW, nothing else. "
     "ratio = loop / bare (1.00 would mean the loop costs nothing). Compiled rows (`engine.compile=on`: the "
     "transformer blocks through torch.compile, in place) sit beside the eager ones of the same run; "
-    "compiled/eager compares their loop tokens/s, and \"first step s\" holds the compile."
+    "compiled/eager compares their loop tokens/s, and \"first step s\" holds the compile. bf16 rows only on a "
+    "GPU or an AVX-512 CPU (`common.bf16_pays`)."
 )
 
 
@@ -180,8 +181,9 @@ def tables(device: torch.device, quick: bool = False) -> list[Table]:
     if quick:
         return [measure_table(device, ["tiny"], batch=2, steps=2, warmup=1, workers=[0], precisions=["fp32", "bf16"],
                               episodes=4, length=40)]
+    precisions = ["fp32", "bf16"] if bf16_pays(device) else ["fp32"]
     return [measure_table(device, ["tiny", "40M"], batch=8, steps=12, warmup=3, workers=[0, 1],
-                          precisions=["fp32", "bf16"], compiled=True)]
+                          precisions=precisions, compiled=True)]
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ from jowa.model.distributional import q_values
 from jowa.model.shared_prefix_cache import SharedPrefixCache
 from jowa.model.world_model import WorldActionModel
 from jowa.planning.imagination import imagine_step
-from jowa.planning.planner import Decision, ImaginedPath, PlannerSettings, check_horizon, planning_contexts
+from jowa.planning.planner import Decision, ImaginedPath, PlannerSettings, check_horizon, search_inputs
 from jowa.planning.tree import SearchNode, SearchTree, q_tuple
 
 
@@ -96,10 +96,9 @@ def plan(
     options.validate(model.config.max_blocks)
     device = model.atoms.device
     count = len(contexts)
-    tasks = tasks.to(device)
+    inputs = search_inputs(model, contexts, tasks, options.horizon)
+    tasks, valid, truncated = inputs.tasks, inputs.valid, inputs.contexts
     widths = (beam_widths if beam_widths is not None else torch.full((count,), options.beam_width)).to(device)
-    valid = model.valid_actions(tasks)  # [E, 18]
-    truncated = planning_contexts(model, contexts, options.horizon)
     actions = torch.empty(count, dtype=torch.long, device=device)
     root_q = torch.empty(count, valid.shape[1], device=device)
     traces: list[list[DepthTrace]] = [[] for _ in range(count)]

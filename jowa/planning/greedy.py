@@ -8,7 +8,7 @@ import torch
 
 from jowa.model.distributional import q_values
 from jowa.model.world_model import WorldActionModel
-from jowa.planning.planner import Decision, ImaginedPath, PlannerSettings, length_groups, planning_contexts
+from jowa.planning.planner import Decision, ImaginedPath, PlannerSettings, length_groups, search_inputs
 from jowa.planning.tree import SearchNode, SearchTree, q_tuple
 
 
@@ -31,9 +31,8 @@ class Greedy:
         """One pass per context length over the whole memory (up to max_blocks blocks); widths are ignored."""
         self.validate(model.config.max_blocks)
         device = model.atoms.device
-        tasks = tasks.to(device)
-        valid = model.valid_actions(tasks)  # [E, 18]
-        truncated = planning_contexts(model, contexts, 0)
+        inputs = search_inputs(model, contexts, tasks, 0)
+        tasks, valid, truncated = inputs.tasks, inputs.valid, inputs.contexts
         root_q = torch.empty(len(contexts), valid.shape[1], device=device)
         for group in length_groups(truncated):
             rows = torch.tensor(group, device=device)

@@ -26,7 +26,7 @@ from jowa.model.world_model import WorldActionModel
 from jowa.planning.imagination import imagine_step
 from jowa.planning.mcts_tree import Trees, last_argmax
 from jowa.planning.planner import (
-    Decision, ImaginedPath, PlannerSettings, check_horizon, length_groups, planning_contexts,
+    Decision, ImaginedPath, PlannerSettings, check_horizon, length_groups, search_inputs,
 )
 from jowa.planning.tree import SearchNode, SearchTree, q_tuple
 
@@ -77,9 +77,8 @@ class MCTS:
     ) -> Decision:
         self.validate(model.config.max_blocks)
         device = model.atoms.device
-        tasks = tasks.to(device)
-        valid = model.valid_actions(tasks)  # [E, 18]
-        truncated = planning_contexts(model, contexts, self.horizon)
+        inputs = search_inputs(model, contexts, tasks, self.horizon)
+        tasks, valid, truncated = inputs.tasks, inputs.valid, inputs.contexts
         counts = self.counts(len(contexts), widths).to(device)
         actions = torch.empty(len(contexts), dtype=torch.long, device=device)
         root_q = torch.empty(len(contexts), valid.shape[1], device=device)

@@ -100,6 +100,21 @@ def planning_contexts(model: WorldActionModel, contexts: list[torch.Tensor], hor
     return out
 
 
+@dataclass
+class SearchInputs:
+    """What every planner reads first, on the model's device."""
+
+    tasks: torch.Tensor  # [E] task ids
+    valid: torch.Tensor  # [E, 18] bool valid-action masks
+    contexts: list[torch.Tensor]  # each memory's planning context (`planning_contexts`)
+
+
+def search_inputs(model: WorldActionModel, contexts: list[torch.Tensor], tasks: torch.Tensor,
+                  horizon: int) -> SearchInputs:
+    tasks = tasks.to(model.atoms.device)
+    return SearchInputs(tasks, model.valid_actions(tasks), planning_contexts(model, contexts, horizon))
+
+
 def length_groups(contexts: list[torch.Tensor]) -> list[list[int]]:
     """Indices of the contexts of each length, shortest first: positions start at 0 in every row, so one
     batched pass takes contexts of one length only."""
