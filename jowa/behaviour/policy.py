@@ -43,15 +43,19 @@ class BehaviourPolicy:
             self._stack = np.concatenate([self._stack[:, 1:], frames[:, None]], axis=1)
             fresh = np.asarray(starts, dtype=bool)
             self._stack[fresh] = frames[fresh][:, None]
+        probs = self.probabilities(self._stack)
+        if self.deterministic:
+            minimal = probs.argmax(dim=1)
+        else:
+            minimal = torch.multinomial(probs.cpu(), 1, generator=self.generator)[:, 0]
+        return self.to_full[minimal.cpu().numpy()]
+
+    def probabilities(self, stacks: np.ndarray) -> torch.Tensor:
+        """u8 [N, 4, 84, 84] stacked frames (oldest first) -> [N, A] the agent's minimal-set action probabilities."""
         policy = self.model.policy
         with torch.no_grad():
-            obs, _ = policy.obs_to_tensor(self._stack)
-            distribution = policy.get_distribution(obs).distribution  # torch Categorical over minimal actions
-            if self.deterministic:
-                minimal = distribution.probs.argmax(dim=1)
-            else:
-                minimal = torch.multinomial(distribution.probs.cpu(), 1, generator=self.generator)[:, 0]
-        return self.to_full[minimal.cpu().numpy()]
+            obs, _ = policy.obs_to_tensor(stacks)
+            return policy.get_distribution(obs).distribution.probs
 
 
 def load_behaviour_policy(run_dir: str | os.PathLike, *, seed: int = 0, deterministic: bool = False,

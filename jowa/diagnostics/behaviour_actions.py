@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jowa.behaviour.policy import load_behaviour_policy
+from jowa.behaviour.policy import BehaviourPolicy, load_behaviour_policy
 from jowa.behaviour.vec_env import STACK
 from jowa.data.replay import read_run, scan_run
 from jowa.games import NUM_ACTIONS, minimal_to_full
@@ -40,19 +40,17 @@ def action_measures(probabilities: np.ndarray, logged: np.ndarray, to_full: np.n
     }
 
 
-def agent_probabilities(policy, frames: np.ndarray) -> np.ndarray:
-    """An SB3 policy on one episode's frames [n, 84, 84] (4 stacked, the first repeated) -> [n, A]."""
+def agent_probabilities(policy: BehaviourPolicy, frames: np.ndarray) -> np.ndarray:
+    """The agent on one episode's frames [n, 84, 84] (4 stacked, the first repeated, as it played) -> [n, A]."""
     stacks = np.stack([frames[np.clip(np.arange(t - STACK + 1, t + 1), 0, None)] for t in range(len(frames))])
-    with torch.no_grad():
-        obs, _ = policy.obs_to_tensor(stacks)
-        return policy.get_distribution(obs).distribution.probs.cpu().numpy()
+    return policy.probabilities(stacks).cpu().numpy()
 
 
 def measure_run(root: Path, game: str, run: str, last_fraction: float, max_steps: int) -> dict[str, float]:
     """The measures on up to `max_steps` logged steps of the last `last_fraction` of the run's episodes."""
     spans = list(scan_run(root, game, run))
     wanted = {span.start for span in spans[int(len(spans) * (1 - last_fraction)):]}
-    policy = load_behaviour_policy(root / game / run, deterministic=True).model.policy  # the final agent
+    policy = load_behaviour_policy(root / game / run)  # the final agent
     probabilities, logged = [], []
     for episode in read_run(root, game, run, want=lambda _run, start: start in wanted):
         if episode.start not in wanted:

@@ -17,7 +17,8 @@ from jowa.model.world_model import WorldActionModel
 
 
 class SingleTokenDecoder:
-    """Built per search from the model's current parameters (q, k, v weights concatenated once)."""
+    """Built per imagined step (`imagine_step`) from the model's current parameters, so that fine-tuning's
+    updates are seen: the q, k, v weights are concatenated once for its 37 passes."""
 
     def __init__(self, model: WorldActionModel) -> None:
         if model.training:
