@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from jowa.behaviour import RunConfig, agent_settings, behaviour_summary, load_behaviour_policy, train_run
 from jowa.behaviour.replay_log import ResumableLog
@@ -209,3 +210,78 @@ def test_cli_rejects_bad_input_with_exit_code_2(tmp_path, finished_run, capsys):
     code, err = _cli(capsys, "--games", "Breakout", "--transitions", "10", "--out", str(finished_run))
     assert code == 2 and "already holds replay files" in err  # the policy collector exits 2 as well
     assert not any(tmp_path.iterdir())  # nothing was started
+
+
+# --- DQN: ε over agent steps, per env; no update until the (unsaved) replay buffer refills ---
+
+DQN_TINY = {"num_envs": 2, "buffer_size": 400, "learning_starts": 64, "exploration_steps": 200, "train_freq": 16,
+            "batch_size": 8, "target_update_interval": 64}
+
+
+@pytest.fixture(scope="module")
+def dqn_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dqn")
+    config = RunConfig(game="Breakout", agent="dqn", settings=agent_settings("dqn", **DQN_TINY), seed=1,
+                       transitions=400, capacity=250, save_every=10**6)
+    train_run(config, out, "1", commit_seconds=0.0, progress=False)
+    return out / "Breakout" / "1"
+
+
+def test_dqn_run_logs_and_plays_epsilon_greedy_on_its_q_values(dqn_run):
+    assert sum(len(e) for e in read_episodes(dqn_run.parent.parent)) == 400
+    policy = load_behaviour_policy(dqn_run, deterministic=True)
+    model = policy.model
+    assert model.num_timesteps >= 400 and model.exploration_rate == pytest.approx(0.01)  # decayed by step 200
+    stacks = np.random.default_rng(0).integers(0, 255, (5, 4, 84, 84), dtype=np.uint8)
+    probs = policy.probabilities(stacks)
+    greedy = model.policy.q_net(model.policy.obs_to_tensor(stacks)[0]).argmax(dim=1)
+    assert torch.equal(probs.argmax(dim=1), greedy)
+    np.testing.assert_allclose(probs.max(dim=1).values.numpy(), 0.99 + 0.01 / 4, rtol=1e-6)
+    np.testing.assert_allclose(probs.sum(dim=1).numpy(), 1.0, rtol=1e-6)
+    masks = valid_action_masks(["Breakout"] * 5)
+    starts = np.ones(5, dtype=bool)
+    actions = policy(stacks[:, -1], np.full(5, task_id("Breakout")), masks, starts)
+    np.testing.assert_array_equal(actions, np.asarray(minimal_to_full("Breakout"))[greedy.numpy()])
+
+
+def test_dqn_epsilon_follows_agent_steps_and_is_drawn_per_env(dqn_run):
+    from jowa.behaviour.agents import load_agent
+
+    model = load_agent(str(dqn_run / "agent" / "final.zip"), "dqn", device="cpu")
+    for steps, eps in ((0, 1.0), (100, 0.505), (200, 0.01), (10**9, 0.01)):
+        model.num_timesteps = steps
+        assert model.epsilon() == pytest.approx(eps)
+    model.exploration_rate = 0.5
+    stack = np.zeros((4000, 4, 84, 84), dtype=np.uint8)  # one screen, so every env's greedy action is the same
+    np.random.seed(0)
+    actions, _ = model.predict(stack)
+    greedy, _ = model.predict(stack, deterministic=True)
+    # half explore, and a quarter of those hit the greedy action anyway: ~37.5 % differ, never all or none
+    assert 0.33 < np.mean(actions != greedy) < 0.42
+
+
+def test_resumed_dqn_waits_for_its_refilled_buffer_before_learning(dqn_run):
+    from jowa.behaviour.agents import load_agent
+
+    env = RecordingVecEnv("Breakout", 2, seed=5, budget=10**6)
+    model = load_agent(str(dqn_run / "agent" / "latest.zip"), "dqn", env, device="cpu")
+    model.learn(total_timesteps=0, reset_num_timesteps=False)  # sets up the logger and a fresh, empty buffer
+    before = [p.detach().clone() for p in model.policy.q_net.parameters()]
+    obs = env.reset()
+    for _ in range(16):  # 32 transitions: below learning_starts (64)
+        actions, _ = model.predict(obs)
+        env.step_async(actions)
+        next_obs, rewards, dones, infos = env.step_wait()
+        model.replay_buffer.add(obs, next_obs, actions, rewards, dones, infos)
+        obs = next_obs
+    model.train(gradient_steps=1, batch_size=8)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.policy.q_net.parameters()))
+    for _ in range(16):  # 64 transitions: learning starts
+        actions, _ = model.predict(obs)
+        env.step_async(actions)
+        next_obs, rewards, dones, infos = env.step_wait()
+        model.replay_buffer.add(obs, next_obs, actions, rewards, dones, infos)
+        obs = next_obs
+    model.train(gradient_steps=1, batch_size=8)
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.policy.q_net.parameters()))
+    env.close()

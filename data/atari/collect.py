@@ -1,7 +1,7 @@
 """Collect Atari transitions into DQN-Replay files (Dopamine layout), with a fixed policy or a learning agent:
 
     python data/atari/collect.py --games Pong,Breakout --transitions 50000 --out data/atari/replay
-    python data/atari/collect.py --agent ppo --games Seaquest,Assault --seeds 1,2 --transitions 1000000 \
+    python data/atari/collect.py --agent dqn --games Seaquest,Assault --seeds 1,2 --transitions 1000000 \
         --minutes 20 --out data/atari/replay
 
 Both write {out}/{Game}/{run}/replay_logs/$store$_*_ckpt.N.gz (+ add_count, invalid_range). A policy run
@@ -30,7 +30,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--policy", default=None,
                         help="'random' (default), 'behaviour:RUN_DIR' or 'package.module:factory' (factory(seed=))")
-    parser.add_argument("--agent", default=None, help="train this agent and log its play instead (e.g. ppo)")
+    parser.add_argument("--agent", default=None, help="train this agent and log its play instead (dqn, ppo or ppo-nature)")
     parser.add_argument("--seeds", default="1", help="agent runs: comma-separated seeds, one run (named by it) each")
     parser.add_argument("--minutes", type=float, default=None, help="agent runs: training wall-time limit per run")
     parser.add_argument("--num-envs", type=int, default=None, help="agent runs: envs the agent steps (default 8)")

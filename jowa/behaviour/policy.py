@@ -15,17 +15,21 @@ import numpy as np
 import torch
 
 from jowa.behaviour.agents import load_agent
+from jowa.behaviour.dqn import StepDQN
 from jowa.behaviour.train import AGENT_DIR, FINAL_AGENT, STATE_NAME
 from jowa.behaviour.vec_env import STACK
 from jowa.games import minimal_to_full, task_id
 
 
 class BehaviourPolicy:
-    """Samples the agent's action distribution (or its argmax with `deterministic=True`)."""
+    """Samples the agent's action distribution (or its argmax with `deterministic=True`).
 
-    def __init__(self, agent_path: str | os.PathLike, game: str, *, seed: int = 0, deterministic: bool = False,
-                 device: str = "cpu"):
-        self.model = load_agent(str(agent_path), device=device)
+    PPO's distribution is its policy head's; DQN's is ε-greedy on its Q-values with the ε it ended with.
+    """
+
+    def __init__(self, agent_path: str | os.PathLike, game: str, *, agent: str = "ppo", seed: int = 0,
+                 deterministic: bool = False, device: str = "cpu"):
+        self.model = load_agent(str(agent_path), agent, device=device)
         self.game = game
         self.task = task_id(game)
         self.to_full = np.asarray(minimal_to_full(game), dtype=np.int64)
@@ -55,6 +59,11 @@ class BehaviourPolicy:
         policy = self.model.policy
         with torch.no_grad():
             obs, _ = policy.obs_to_tensor(stacks)
+            if isinstance(self.model, StepDQN):
+                q = policy.q_net(obs)
+                eps = float(self.model.exploration_rate)
+                greedy = torch.nn.functional.one_hot(q.argmax(dim=1), q.shape[1]).to(q.dtype)
+                return eps / q.shape[1] + (1.0 - eps) * greedy
             return policy.get_distribution(obs).distribution.probs
 
 
@@ -65,8 +74,9 @@ def load_behaviour_policy(run_dir: str | os.PathLike, *, seed: int = 0, determin
     state = run_dir / STATE_NAME
     if not state.is_file():
         raise FileNotFoundError(f"{run_dir}: no {STATE_NAME}; not a behaviour run")
-    game = json.loads(state.read_text())["config"]["game"]
+    config = json.loads(state.read_text())["config"]
     agent = run_dir / AGENT_DIR / FINAL_AGENT
     if not agent.is_file():
         agent = run_dir / AGENT_DIR / "latest.zip"
-    return BehaviourPolicy(agent, game, seed=seed, deterministic=deterministic, device=device)
+    return BehaviourPolicy(agent, config["game"], agent=config["agent"], seed=seed, deterministic=deterministic,
+                           device=device)

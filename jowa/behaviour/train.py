@@ -133,7 +133,7 @@ class _Trainer:
         env.agent_steps, env.clock = s.agent_steps, self.wall
         latest = self.run_dir / AGENT_DIR / "latest.zip"
         if s.agent_steps and latest.is_file():
-            self.model = load_agent(str(latest), env, device)
+            self.model = load_agent(str(latest), c.agent, env, device)
         else:
             self.model = make_agent(c.settings, env, c.seed, device)
         self.env = env

@@ -27,7 +27,7 @@ class BehaviourSettings:
     transitions: int = 1_000_000  # cap on logged transitions per game
     seed: int = 1  # the run is named by it: {behaviour}/{Game}/{seed}
     sticky: float = 0.25
-    ppo: dict[str, Any] = field(default_factory=dict)  # AgentSettings overrides, e.g. {num_envs: 4}
+    settings: dict[str, Any] = field(default_factory=dict)  # the agent's settings overrides, e.g. {num_envs: 4}
     commit_seconds: float = 60.0  # how much a crash or a stop can lose
     device: str = "auto"
 
@@ -111,9 +111,9 @@ def load_study(budget: str | Path = "cpu", overrides: list[str] | None = None) -
     if b.minutes <= 0 or b.transitions <= 0:
         _fail("behaviour.minutes and behaviour.transitions must be positive")
     try:
-        agent_settings(b.agent, **b.ppo)
+        agent_settings(b.agent, **b.settings)
     except TypeError as error:
-        _fail(f"behaviour.ppo: {error}")
+        _fail(f"behaviour.settings: {error}")
     p = config.pretrain
     if not p.sizes:
         _fail("pretrain.sizes is empty")

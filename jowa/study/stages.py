@@ -72,10 +72,10 @@ def behaviour_plans(config: StudyConfig, out: Path) -> list[tuple[Any, str]]:
     from jowa.behaviour.train import check_run_dir, run_dir_of
 
     b = config.behaviour
-    if not b.ppo:  # the library's own planning
+    if not b.settings:  # the library's own planning
         return plan_behaviour_runs(config.all_games, [b.seed], b.transitions, out, agent=b.agent,
                                    wall_minutes=b.minutes, sticky=b.sticky)
-    settings = agent_settings(b.agent, **b.ppo)
+    settings = agent_settings(b.agent, **b.settings)
     plans = []
     for game in config.all_games:
         run = RunConfig(game=game, agent=b.agent, settings=settings, seed=b.seed, transitions=b.transitions,
