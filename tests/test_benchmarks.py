@@ -25,7 +25,7 @@ EXPECTED = {
     "Data loader: bytes": ["shards B/transition", "all files B/transition", "ratio raw/all files"],
     "Data loader: segments/s": ["segments/s", "ratio loader (1 worker)/this"],
     "Planning (beam search)": ["batched, shared prefix", "batched, plain cache", "one env at a time, plain cache",
-                               "ratio"],
+                               "ratio (default batched / one at a time)"],
     "Tokenizer encode": ["jowa frames/s", "straightforward frames/s", "ratio", "distinct tokens"],
 }
 FAKE_GPU = """## GPU: Fake Accelerator 9000

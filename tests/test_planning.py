@@ -111,3 +111,20 @@ def test_rollouts_through_the_agent(reference_dir, fixtures, rollout: str) -> No
     actions = [int(agent.act(frame[None])[0]) for frame in frames]
     assert actions == spec["actions"] == tensors[f"{rollout}/actions"].tolist()
     assert torch.equal(agent.memory[0], tensors[f"{rollout}/final_token_buffer"][0])
+
+
+def test_default_cache_shares_the_prefix_only_between_several_environments(fixtures, monkeypatch) -> None:
+    """BeamSearch(shared_prefix=None): the plain cache for a lone environment, the shared prefix for a group."""
+    from jowa.model.shared_prefix_cache import SharedPrefixCache
+
+    model, _, tensors = fixtures
+    calls: list[int] = []
+    original = SharedPrefixCache.from_prefix.__func__
+    monkeypatch.setattr(SharedPrefixCache, "from_prefix",
+                        classmethod(lambda cls, prefix: calls.append(prefix.batch_size) or original(cls, prefix)))
+    context = tensors["assault_K2_H2/context_tokens"][0]
+    one = plan(model, [context], torch.tensor([3]), BeamSearch(beam_width=2, horizon=2))
+    assert calls == []
+    two = plan(model, [context, context], torch.tensor([3, 3]), BeamSearch(beam_width=2, horizon=2))
+    assert calls == [2]
+    assert int(one.actions[0]) == int(two.actions[0]) == int(two.actions[1])

@@ -84,6 +84,7 @@ class DQNSettings:
     adam_eps: float = 1.5e-4  # Dopamine's
     gamma: float = 0.99
     max_grad_norm: float = 10.0
+    n_steps: int = 1  # n-step returns (SB3's NStepReplayBuffer; it stores next observations too: 2× memory)
 
 
 AgentSettings = PPOSettings | DQNSettings
@@ -92,6 +93,7 @@ AGENTS: dict[str, AgentSettings] = {
     "ppo": PPOSettings(),
     "ppo-nature": PPOSettings(network="nature", n_epochs=4),
     "dqn": DQNSettings(),
+    "dqn-nstep": DQNSettings(n_steps=10),  # data-efficient DQNs bootstrap over many steps (ours, measured)
 }
 _NETWORKS: dict[str, tuple[type[BaseFeaturesExtractor], int]] = {"small": (SmallCNN, 256), "nature": (NatureCNN, 512)}
 _ALGORITHMS: dict[type, type[BaseAlgorithm]] = {PPOSettings: PPO, DQNSettings: StepDQN}
@@ -113,8 +115,8 @@ def make_agent(settings: AgentSettings, env: VecEnv, seed: int, device: str = "a
     kwargs = {k: v for k, v in asdict(settings).items() if k not in ("network", "num_envs", "adam_eps")}
     if isinstance(settings, DQNSettings):
         policy_kwargs["optimizer_kwargs"] = {"eps": settings.adam_eps}
-        # Only the stacked observations are stored (next = the following row): half the memory.
-        kwargs.update(optimize_memory_usage=True, replay_buffer_kwargs={"handle_timeout_termination": False})
+        if settings.n_steps == 1:  # store only the stacked observations (next = the following row): half the memory
+            kwargs.update(optimize_memory_usage=True, replay_buffer_kwargs={"handle_timeout_termination": False})
     return _ALGORITHMS[type(settings)]("CnnPolicy", env, seed=seed, device=device, verbose=0,
                                        policy_kwargs=policy_kwargs, **kwargs)
 

@@ -34,7 +34,9 @@ class BeamSearch:
     temperature: float = 0.0
     # Store each environment's real context once and share it between its search rows (fewer bytes
     # read per imagined token, beam reordering copies only the imagined tails). Same decisions.
-    shared_prefix: bool = True
+    # None: only where a group of contexts holds several environments; alone, one environment's few
+    # rows pay the split attention's extra ops and read little (BENCHMARKS.md: tiny, E = 1).
+    shared_prefix: bool | None = None
 
     def validate(self, max_blocks: int = 8) -> None:
         if self.beam_width < 1:
@@ -127,7 +129,7 @@ def _plan_group(
     root_q = q_values(out.logits_q[:, :, -1], model.atoms, valid)  # [G, 18]
     if options.horizon == 0:
         return PlanResult(root_q.argmax(dim=-1), root_q, [[] for _ in range(len(tokens))])
-    if options.shared_prefix:
+    if options.shared_prefix or (options.shared_prefix is None and len(tokens) > 1):
         cache = SharedPrefixCache.from_prefix(cache)
 
     # The beam: one row per node, grouped by environment, best first within an environment.
