@@ -128,3 +128,29 @@ def test_default_cache_shares_the_prefix_only_between_several_environments(fixtu
     two = plan(model, [context, context], torch.tensor([3, 3]), BeamSearch(beam_width=2, horizon=2))
     assert calls == [2]
     assert int(one.actions[0]) == int(two.actions[0]) == int(two.actions[1])
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_cache_in_the_autocast_dtype_plans_exactly_as_an_fp32_cache(shared_prefix: bool, monkeypatch) -> None:
+    """Under autocast the keys and values are computed in bf16: storing them so (not in fp32) loses nothing."""
+    from jowa.config import load_size
+    from jowa.model.world_model import WorldActionModel
+
+    torch.manual_seed(0)
+    model = WorldActionModel(load_size("tiny").world_model).eval()
+    contexts = [torch.randint(0, model.config.obs_vocab_size, (37 * 2 + 36,)) for _ in range(2)]
+    for context in contexts:
+        context[36::37] = torch.randint(0, 18, (2,))
+    tasks, options = torch.tensor([3, 46]), BeamSearch(beam_width=2, horizon=2, shared_prefix=shared_prefix)
+    assert model.empty_cache(1).keys.dtype == torch.float32  # no autocast: the weights' dtype
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.empty_cache(1).keys.dtype == torch.bfloat16
+        ours = plan(model, contexts, tasks, options, trace=True)
+        default = model.empty_cache
+        monkeypatch.setattr(model, "empty_cache", lambda batch, dtype=None: default(batch, torch.float32))
+        fp32 = plan(model, contexts, tasks, options, trace=True)
+    assert torch.equal(ours.actions, fp32.actions) and torch.equal(ours.root_q, fp32.root_q)
+    for a, b in zip(ours.traces, fp32.traces):
+        for level_a, level_b in zip(a, b):
+            assert torch.equal(level_a.q_masked, level_b.q_masked)
+            assert torch.equal(level_a.next_obs_tokens, level_b.next_obs_tokens)

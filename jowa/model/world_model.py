@@ -82,7 +82,13 @@ class WorldActionModel(nn.Module, PretrainedMixin):
             target.copy_(online)
 
     def empty_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> KVCache:
-        return self.transformer.empty_cache(batch_size, self.pos_emb.weight.device, dtype or self.pos_emb.weight.dtype)
+        """A cache in `dtype`; by default the compute dtype (autocast's where it is on, else the weights'), so
+        keys and values are stored as computed, not cast back at every attention."""
+        device = self.pos_emb.weight.device
+        if dtype is None:
+            autocast = torch.is_autocast_enabled(device.type)
+            dtype = torch.get_autocast_dtype(device.type) if autocast else self.pos_emb.weight.dtype
+        return self.transformer.empty_cache(batch_size, device, dtype)
 
     def embed(self, tokens: torch.Tensor, tasks: torch.Tensor, start: int) -> torch.Tensor:
         """tokens [B, n] at absolute positions start.., tasks [B] -> [B, n, d]: token + position + task."""
