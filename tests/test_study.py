@@ -18,7 +18,7 @@ GAMES = ["games=[Assault,SpaceInvaders,Seaquest,Pong]", "held_out=Breakout"]
 SMOKE = [
     *GAMES,
     "behaviour.transitions=400", "behaviour.minutes=2", "behaviour.commit_seconds=0", "behaviour.device=cpu",
-    "behaviour.settings={num_envs: 2, n_steps: 32, batch_size: 32, n_epochs: 1}",
+    "behaviour.settings={num_envs: 2, buffer_size: 400, learning_starts: 64, train_freq: 16, batch_size: 8}",
     "pretrain.overrides=[model.tokenizer.lpips_net=none,tokenizer.steps=3,tokenizer.batch_size=4,"
     "tokenizer.grid_every=3,world.steps=4,world.critic_start=2,world.batch_size=4,checkpoint.every=2,"
     "logging.every=1,logging.progress_bar=false,data.num_workers=0,data.shuffle_buffer=16]",

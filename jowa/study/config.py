@@ -22,7 +22,7 @@ STUDY_CONFIGS = CONFIG_DIR / "study"
 class BehaviourSettings:
     """The learning agents that make the data (jowa.behaviour): one run per game, a fixed wall-clock budget."""
 
-    agent: str = "ppo"
+    agent: str = "dqn-nstep"
     minutes: float = 6.0  # training wall time per game
     transitions: int = 1_000_000  # cap on logged transitions per game
     seed: int = 1  # the run is named by it: {behaviour}/{Game}/{seed}
