@@ -10,6 +10,7 @@ offline learner can read a policy from (PPO's logged actions keep most of the un
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -124,4 +125,8 @@ def make_agent(settings: AgentSettings, env: VecEnv, seed: int, device: str = "a
 def load_agent(path: str, agent: str, env: VecEnv | None = None, device: str = "auto") -> BaseAlgorithm:
     """A saved agent of kind `agent` (`model.save` zip), attached to `env` to continue training when given."""
     algorithm = _ALGORITHMS[type(agent_settings(agent))]
-    return algorithm.load(path, env=env, device=device)
+    with warnings.catch_warnings():
+        # A saved n-step DQN names its NStepReplayBuffer and keeps {"n_steps": n} in its buffer kwargs, so the
+        # loaded buffer is n-step; SB3 still warns that `n_steps` "is ignored".
+        warnings.filterwarnings("ignore", message="`n_steps=.*` is ignored", category=UserWarning)
+        return algorithm.load(path, env=env, device=device)
