@@ -1,7 +1,7 @@
 """Collect Atari transitions into DQN-Replay files (Dopamine layout), with a fixed policy or a learning agent:
 
     python data/atari/collect.py --games Pong,Breakout --transitions 50000 --out data/atari/replay
-    python data/atari/collect.py --agent dqn --games Seaquest,Assault --seeds 1,2 --transitions 1000000 \
+    python data/atari/collect.py --agent dqn-nstep --games Seaquest,Assault --seeds 1,2 --transitions 1000000 \
         --minutes 20 --out data/atari/replay
 
 Both write {out}/{Game}/{run}/replay_logs/$store$_*_ckpt.N.gz (+ add_count, invalid_range). A policy run
