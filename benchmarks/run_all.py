@@ -29,7 +29,7 @@ from benchmarks.common import Table, cpu_model, device_heading, device_name, pic
 from jowa.atomic import write_text  # noqa: E402
 
 # In the order they appear in the file; each module has TITLE, SUMMARY and tables(device, quick).
-MODULES = ("model_step", "train_step", "data_loader", "planning", "tokenizer_encode")
+MODULES = ("model_step", "step_profile", "train_step", "data_loader", "planning", "tokenizer_encode")
 PREAMBLE = """# Benchmarks
 
 Throughput of jowa, every number beside a straightforward baseline measured in the same run on the same

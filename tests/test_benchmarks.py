@@ -21,6 +21,8 @@ from jowa.tokenizer import Tokenizer  # noqa: E402
 # Table title prefix → the measurement columns that must hold positive numbers on every row.
 EXPECTED = {
     "Stage-2 training step": ["jowa tokens/s", "straightforward tokens/s", "ratio"],
+    "Where a training step's time goes": ["step ms", "products ms", "everything else ms",
+                                          "ratio bound (step / products)"],
     "Training loop": ["ms/step", "loop tokens/s", "bare tokens/s", "ratio loop/bare"],
     "Data loader: bytes": ["shards B/transition", "all files B/transition", "ratio raw/all files"],
     "Data loader: segments/s": ["segments/s", "ratio loader (1 worker)/this"],
