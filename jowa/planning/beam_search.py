@@ -34,8 +34,9 @@ class BeamSearch:
     temperature: float = 0.0
     # Store each environment's real context once and share it between its search rows (fewer bytes
     # read per imagined token, beam reordering copies only the imagined tails). Same decisions.
-    # None: only where a group of contexts holds several environments; alone, one environment's few
-    # rows pay the split attention's extra ops and read little (BENCHMARKS.md: tiny, E = 1).
+    # None: only where a group of contexts holds several environments. Alone, one environment's few rows
+    # share little; the two caches measured within noise there (BENCHMARKS.md, E = 1), and the plain one
+    # is the baseline's, so a lone environment is never slower than it.
     shared_prefix: bool | None = None
 
     def validate(self, max_blocks: int = 8) -> None:
