@@ -13,7 +13,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -79,7 +79,8 @@ def straightforward() -> Iterator[None]:
         QEnsemble.forward = original  # type: ignore[method-assign]
 
 
-def tokens_per_second(size: str, batch_size: int, bf16: bool, steps: int, device: torch.device) -> float:
+def training_step(size: str, batch_size: int, bf16: bool, device: torch.device) -> Callable[[], None]:
+    """One stage-2 training step of a fresh `size` model on a fixed random batch, as a call."""
     torch.manual_seed(0)
     model = WorldActionModel(load_size(size).world_model).to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -94,6 +95,11 @@ def tokens_per_second(size: str, batch_size: int, bf16: bool, steps: int, device
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
+    return step
+
+
+def tokens_per_second(size: str, batch_size: int, bf16: bool, steps: int, device: torch.device) -> float:
+    step = training_step(size, batch_size, bf16, device)
     return batch_size * SEGMENT_STEPS * TOKENS_PER_STEP / seconds_per_call(step, device, steps)
 
 

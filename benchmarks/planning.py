@@ -84,7 +84,8 @@ def measure(device: torch.device, sizes: list[str], envs: list[int], repeats: in
                     batched = decisions_per_second(model, contexts, tasks, shared, True, repeats, dtype)
                     batched_plain = decisions_per_second(model, contexts, tasks, plain, True, repeats, dtype)
                     single = decisions_per_second(model, contexts, tasks, plain, False, repeats, dtype)
-                    default = batched if count > 1 else batched_plain  # BeamSearch(shared_prefix=None)
+                    default_shares = BeamSearch(beam_width=k, horizon=HORIZON).shares_prefix(count)
+                    default = batched if default_shares else batched_plain
                     table.add(size, dtype, count, k, HORIZON, rate(batched), rate(batched_plain), rate(single),
                               ratio(default / single))
     return table

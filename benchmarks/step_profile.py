@@ -20,10 +20,7 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from benchmarks.common import Table, device_name, pick_device, progress, ratio, seconds_per_call  # noqa: E402
-from benchmarks.model_step import random_batch  # noqa: E402
-from jowa.config import CriticLossConfig, load_size  # noqa: E402
-from jowa.model.world_model import WorldActionModel  # noqa: E402
-from jowa.objective import compute_losses  # noqa: E402
+from benchmarks.model_step import training_step  # noqa: E402
 
 TITLE = "Where a training step's time goes"
 SUMMARY = (
@@ -42,23 +39,6 @@ PRODUCTS = {
     "aten::_scaled_dot_product_efficient_attention", "aten::_scaled_dot_product_efficient_attention_backward",
     "aten::_scaled_dot_product_cudnn_attention", "aten::_scaled_dot_product_cudnn_attention_backward",
 }
-
-
-def step_of(size: str, batch_size: int, device: torch.device):
-    torch.manual_seed(0)
-    model = WorldActionModel(load_size(size).world_model).to(device).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    batch = random_batch(batch_size, model.config.obs_vocab_size, device)
-    config = CriticLossConfig()
-
-    def step() -> None:
-        terms, _ = compute_losses(model, batch, critic=True, config=config)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-
-    return step
 
 
 def product_seconds(step, device: torch.device, steps: int) -> tuple[float, str]:
@@ -83,7 +63,7 @@ def measure(device: torch.device, sizes: list[str], batch_size: int, steps: int)
                    "ratio bound (step / products)"])
     for size in sizes:
         progress(f"  step profile: {size}")
-        step = step_of(size, batch_size, device)
+        step = training_step(size, batch_size, False, device)
         seconds = seconds_per_call(step, device, steps)
         products, other = product_seconds(step, device, steps)
         products = min(products, seconds)

@@ -268,20 +268,20 @@ def test_resumed_dqn_waits_for_its_refilled_buffer_before_learning(dqn_run):
     model.learn(total_timesteps=0, reset_num_timesteps=False)  # sets up the logger and a fresh, empty buffer
     before = [p.detach().clone() for p in model.policy.q_net.parameters()]
     obs = env.reset()
-    for _ in range(16):  # 32 transitions: below learning_starts (64)
-        actions, _ = model.predict(obs)
-        env.step_async(actions)
-        next_obs, rewards, dones, infos = env.step_wait()
-        model.replay_buffer.add(obs, next_obs, actions, rewards, dones, infos)
-        obs = next_obs
+
+    def play(calls: int) -> None:  # `calls` env steps of 2 transitions each into the buffer
+        nonlocal obs
+        for _ in range(calls):
+            actions, _ = model.predict(obs)
+            env.step_async(actions)
+            next_obs, rewards, dones, infos = env.step_wait()
+            model.replay_buffer.add(obs, next_obs, actions, rewards, dones, infos)
+            obs = next_obs
+
+    play(16)  # 32 transitions: below learning_starts (64)
     model.train(gradient_steps=1, batch_size=8)
     assert all(torch.equal(a, b) for a, b in zip(before, model.policy.q_net.parameters()))
-    for _ in range(16):  # 64 transitions: learning starts
-        actions, _ = model.predict(obs)
-        env.step_async(actions)
-        next_obs, rewards, dones, infos = env.step_wait()
-        model.replay_buffer.add(obs, next_obs, actions, rewards, dones, infos)
-        obs = next_obs
+    play(16)  # 64 transitions: learning starts
     model.train(gradient_steps=1, batch_size=8)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.policy.q_net.parameters()))
     env.close()

@@ -30,7 +30,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--policy", default=None,
                         help="'random' (default), 'behaviour:RUN_DIR' or 'package.module:factory' (factory(seed=))")
-    parser.add_argument("--agent", default=None, help="train this agent and log its play instead (dqn, ppo or ppo-nature)")
+    parser.add_argument("--agent", default=None,
+                        help="train this agent and log its play instead (dqn-nstep, dqn, ppo or ppo-nature)")
     parser.add_argument("--seeds", default="1", help="agent runs: comma-separated seeds, one run (named by it) each")
     parser.add_argument("--minutes", type=float, default=None, help="agent runs: training wall-time limit per run")
     parser.add_argument("--num-envs", type=int, default=None, help="agent runs: envs the agent steps (default 8)")

@@ -6,6 +6,6 @@ from jowa.behaviour.policy import BehaviourPolicy, load_behaviour_policy
 from jowa.behaviour.train import RunConfig, train_run
 
 __all__ = [
-    "AGENTS", "AgentSettings", "DQNSettings", "PPOSettings", "agent_settings", "BehaviourSummary", "behaviour_summary", "BehaviourPolicy",
-    "load_behaviour_policy", "RunConfig", "train_run",
+    "AGENTS", "AgentSettings", "DQNSettings", "PPOSettings", "agent_settings", "BehaviourSummary",
+    "behaviour_summary", "BehaviourPolicy", "load_behaviour_policy", "RunConfig", "train_run",
 ]

@@ -44,6 +44,10 @@ class BeamSearch:
             raise ValueError(f"beam width must be >= 1, got {self.beam_width}")
         check_horizon(self.horizon, max_blocks)
 
+    def shares_prefix(self, num_envs: int) -> bool:
+        """Whether a call planning `num_envs` environments together uses the shared-prefix cache."""
+        return self.shared_prefix if self.shared_prefix is not None else num_envs > 1
+
     def describe(self) -> str:
         return "greedy" if self.horizon == 0 else f"beam search K={self.beam_width} H={self.horizon}"
 
@@ -130,7 +134,7 @@ def _plan_group(
     root_q = q_values(out.logits_q[:, :, -1], model.atoms, valid)  # [G, 18]
     if options.horizon == 0:
         return PlanResult(root_q.argmax(dim=-1), root_q, [[] for _ in range(len(tokens))])
-    if options.shared_prefix or (options.shared_prefix is None and len(tokens) > 1):
+    if options.shares_prefix(len(tokens)):
         cache = SharedPrefixCache.from_prefix(cache)
 
     # The beam: one row per node, grouped by environment, best first within an environment.
