@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from jowa.behaviour import RunConfig, agent_settings, behaviour_summary, load_behaviour_policy, train_run
+from jowa.behaviour import (RunConfig, agent_settings, behaviour_summary, capped_data_mean, load_behaviour_policy,
+                           train_run)
 from jowa.behaviour.replay_log import ResumableLog
 from jowa.behaviour.vec_env import RecordingVecEnv
 from jowa.data.collect import collect
@@ -80,6 +81,14 @@ def test_run_records_curve_checkpoints_and_a_usable_policy(finished_run, tmp_pat
     scored = [r for r, e in zip(curve["episodes"]["return"], curve["episodes"]["end"]) if e != "budget_cut"]
     assert summary.final_mean_return == scored[-1]  # 10 % of a few episodes: the last one
     assert summary.data_mean_return == pytest.approx(np.mean(scored))
+    # the data's return under an evaluation's step cap: each episode's rewards before its cap-th step
+    pairs = [p for p, e in zip(curve["episodes"]["rewards"], curve["episodes"]["end"]) if e != "budget_cut"]
+    assert [sum(r for _, r in p) for p in pairs] == pytest.approx(scored)  # the whole episode: its return
+    assert capped_data_mean(run_dir, 10**9) == pytest.approx(np.mean(scored))
+    assert capped_data_mean(run_dir, 0) == 0.0
+    cap = 30
+    assert capped_data_mean(run_dir, cap) == pytest.approx(np.mean([sum(r for t, r in p if t < cap) for p in pairs]))
+    assert all(0 <= t < n for p, n in zip(curve["episodes"]["rewards"], curve["episodes"]["length"]) for t, _ in p)
     assert summary.transitions == 600 and summary.agent_steps >= 600
     for policy in (load_behaviour_policy(run_dir, seed=0), load_policy(f"behaviour:{run_dir}")):
         envs = make_vector_env(["Breakout"] * 2)
@@ -285,3 +294,20 @@ def test_resumed_dqn_waits_for_its_refilled_buffer_before_learning(dqn_run):
     model.train(gradient_steps=1, batch_size=8)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.policy.q_net.parameters()))
     env.close()
+
+
+def test_curve_cuts_returns_at_a_step_cap_and_knows_when_it_cannot():
+    from jowa.behaviour.curve import Curve
+
+    curve = Curve()
+    curve.add_episode(5, 1.0, np.array([0.0, 1.0, 0.0, 5.0, 0.0]), "game_over")
+    curve.add_episode(9, 2.0, np.array([2.0, 0.0, -1.0, 0.0]), "game_over")
+    curve.add_episode(10, 2.5, np.array([7.0]), "budget_cut")  # not scored: cut by the transition budget
+    assert curve.episodes["return"] == [6.0, 1.0, 7.0] and curve.episodes["length"] == [5, 4, 1]
+    assert curve.capped_returns(3) == [1.0, 1.0] and curve.capped_returns(2) == [1.0, 2.0]
+    assert curve.capped_returns(100) == curve.scored_returns() == [6.0, 1.0]
+    old = json.loads(json.dumps(curve.__dict__))  # a state written before rewards were recorded
+    old["episodes"].pop("rewards")
+    resumed = Curve(**old)
+    resumed.add_episode(12, 3.0, np.array([1.0]), "game_over")
+    assert resumed.capped_returns(3) is None and resumed.scored_returns() == [6.0, 1.0, 1.0]

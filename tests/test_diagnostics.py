@@ -3,6 +3,7 @@ synthetic data whose right answers are known."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -97,6 +98,11 @@ def test_a_model_forced_to_copy_scores_the_copy_baseline(tiny_model: WorldAction
     assert m["token_accuracy"] == m["copy_token_accuracy"] == pytest.approx(1 - 9 / 36 * 2 / 5)  # 5 real t ≥ 1
     assert m["changed_token_fraction"] == pytest.approx(9 / 36 * 2 / 5)
     assert m["changed_token_accuracy"] == m["copy_changed_token_accuracy"] == 0
+    # the objective's cross-entropy on the same positions: ~30 nats on each wrong one (a logit of 30 elsewhere)
+    sharp = world_measures(tiny_model, batch, dataclasses.replace(outputs, logits_observations=30 * logits))
+    assert sharp["token_cross_entropy"] == pytest.approx(30 * 9 / 36 * 2 / 5, rel=1e-6)
+    uniform = world_measures(tiny_model, batch, dataclasses.replace(outputs, logits_observations=torch.zeros_like(logits)))
+    assert uniform["token_cross_entropy"] == pytest.approx(math.log(512))
 
 
 def test_reward_accuracy_on_rewarded_steps_beside_the_majority_class() -> None:

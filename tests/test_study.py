@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jowa.demo.report import clearly_higher
@@ -85,7 +86,10 @@ def test_study_runs_every_stage_resumes_and_writes_results(tmp_path: Path, monke
         assert f"| {criterion['criterion']} | {verdict} | {criterion['detail']} |" in text
     sizes = data["sizes"]
     assert sizes["small"]["parameters"] > sizes["tiny"]["parameters"]
-    assert data["criteria"][4]["passed"] == (sizes["small"]["world_model_loss"] < sizes["tiny"]["world_model_loss"])
+    assert data["criteria"][4]["passed"] == (sizes["small"]["final_token_loss"] < sizes["tiny"]["final_token_loss"])
+    for size in ("tiny", "small"):  # judged on the trained models' cross-entropy on the diagnostics' episodes
+        rows = data["diagnostics"]["world"][size]
+        assert sizes[size]["final_token_loss"] == pytest.approx(np.mean([r["token_cross_entropy"] for r in rows]))
     held = data["heldout"]  # a higher mean inside the noise is not "beats"
     assert data["criteria"][3]["passed"] == clearly_higher(held["pretrained/plan"]["returns"],
                                                            held["scratch/plan"]["returns"])
@@ -102,7 +106,9 @@ def test_study_runs_every_stage_resumes_and_writes_results(tmp_path: Path, monke
     for game, row in data["games"].items():
         assert row["random"]["mean"] == reference["baseline"]["games"][game]["mean"]
         assert row["behaviour"]["returns"] == section["returns"]["behaviour agent"][game]
-        assert row["behaviour_logged"]["data_mean_return"] == section["behaviour_logs"][game]["data_mean_return"]
+        for key in ("data_mean_return", "data_mean_return_capped"):
+            assert row["behaviour_logged"][key] == section["behaviour_logs"][game][key]
+        assert row["behaviour_logged"]["cap"] == 10  # the evaluation's cap: the data is held against it
         assert f"| {game} | {row['tiny/plan']['mean']:,.1f}" in text
     for start in ("pretrained", "scratch"):
         report = json.loads((out / "eval" / f"heldout_{start}_plan" / "report.json").read_text())

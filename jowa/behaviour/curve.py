@@ -1,8 +1,11 @@
 """A behaviour run's learning curve: per-episode returns and steps/s, its JSON file, PNG and summary.
 
 `learning_curve.json` beside `replay_logs/` holds, for every logged episode, the agent step and training
-wall time at which it ended, its raw return, length and how it ended; and, at every commit, the agent
-step, wall time and agent steps/s. `behaviour_summary(run_dir)` reads the file back.
+wall time at which it ended, its raw return, length, how it ended and its non-zero raw rewards with the
+step each came at; and, at every commit, the agent step, wall time and agent steps/s.
+`behaviour_summary(run_dir)` reads the file back; `capped_data_mean(run_dir, cap)` is the data's mean
+return under an evaluation's step cap (an evaluation that stops episodes at 500 steps cannot be held
+against whole episodes of 1,500).
 """
 
 from __future__ import annotations
@@ -23,12 +26,20 @@ FINAL_FRACTION = 0.1  # "final" return: the mean over the last 10 % of logged ep
 @dataclass
 class Curve:
     episodes: dict[str, list] = field(default_factory=lambda: {k: [] for k in ("agent_step", "wall_seconds",
-                                                                              "return", "length", "end")})
+                                                                              "return", "length", "end", "rewards")})
     progress: dict[str, list] = field(default_factory=lambda: {k: [] for k in ("agent_step", "wall_seconds",
                                                                               "steps_per_second")})
 
-    def add_episode(self, agent_step: int, wall: float, ret: float, length: int, end: str) -> None:
-        for key, value in zip(self.episodes, (agent_step, round(wall, 2), ret, length, end)):
+    def __post_init__(self) -> None:  # a run resumed from a state written before rewards were recorded
+        self.episodes.setdefault("rewards", [None] * len(self.episodes["return"]))
+
+    def add_episode(self, agent_step: int, wall: float, rewards: np.ndarray, end: str) -> None:
+        """One episode from its raw per-step rewards (its length is theirs: one reward per agent step)."""
+        rewards = np.asarray(rewards, dtype=float)
+        steps = np.flatnonzero(rewards)
+        values = (agent_step, round(wall, 2), float(rewards.sum()), len(rewards), end,
+                  [[int(t), float(rewards[t])] for t in steps])
+        for key, value in zip(self.episodes, values, strict=True):
             self.episodes[key].append(value)
 
     def add_progress(self, agent_step: int, wall: float, steps_per_second: float) -> None:
@@ -38,6 +49,15 @@ class Curve:
     def scored_returns(self) -> list[float]:
         """Returns of the episodes that ended in the game (not the one cut at the transition budget)."""
         return [r for r, e in zip(self.episodes["return"], self.episodes["end"]) if e != "budget_cut"]
+
+    def capped_returns(self, cap: int) -> list[float] | None:
+        """The scored episodes' returns over their first `cap` agent steps; None for a curve written before
+        rewards were recorded."""
+        rewards = self.episodes["rewards"]
+        if any(pairs is None for pairs in rewards):
+            return None
+        return [sum(r for t, r in pairs if t < cap) for pairs, e in zip(rewards, self.episodes["end"])
+                if e != "budget_cut"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,17 @@ def behaviour_summary(run_dir: str | Path) -> BehaviourSummary:
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {CURVE_NAME}; not a behaviour run")
     return BehaviourSummary(**json.loads(path.read_text())["summary"])
+
+
+def capped_data_mean(run_dir: str | Path, cap: int) -> float | None:
+    """The mean return of a behaviour run's data over each episode's first `cap` agent steps (None when its
+    curve predates reward recording or holds no scored episode)."""
+    path = Path(run_dir) / CURVE_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {CURVE_NAME}; not a behaviour run")
+    returns = Curve(**{k: v for k, v in json.loads(path.read_text()).items() if k in ("episodes", "progress")}
+                    ).capped_returns(cap)
+    return float(np.mean(returns)) if returns else None
 
 
 def plot_curve(run_dir: Path, curve: Curve, title: str) -> None:

@@ -156,7 +156,7 @@ class _Trainer:
         wall = self.wall()
         for episode in self.env.take_finished():
             self.log.add_episode(np.stack(episode.frames), np.asarray(episode.actions), np.asarray(episode.rewards))
-            s.curve.add_episode(episode.agent_step, episode.wall_seconds, episode.raw_return, len(episode), episode.end)
+            s.curve.add_episode(episode.agent_step, episode.wall_seconds, episode.rewards, episode.end)
             self.logged += len(episode)
         s.agent_steps = int(self.model.num_timesteps)
         s.wall_seconds = wall

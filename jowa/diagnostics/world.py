@@ -39,6 +39,18 @@ def next_token_predictions(logits_observations: torch.Tensor, steps: int) -> tor
     return shifted.unflatten(1, (steps, -1))
 
 
+def next_token_cross_entropy(logits_observations: torch.Tensor, tokens: torch.Tensor,
+                             mask_padding: torch.Tensor) -> float:
+    """The training objective's next-token cross-entropy (nats) on the positions `token_measures` counts
+    (frames t ≥ 1 of real steps): logits [B, T·K, V], tokens [B, T, K], mask_padding [B, T]."""
+    flat = tokens.flatten(1)
+    loss = torch.nn.functional.cross_entropy(logits_observations[:, :-1].transpose(1, 2).float(), flat[:, 1:],
+                                             reduction="none")
+    loss = torch.cat([loss.new_zeros(loss.shape[0], 1), loss], dim=1).unflatten(1, tokens.shape[1:])[:, 1:]
+    valid = mask_padding[:, 1:, None].expand_as(loss)
+    return float(loss[valid].mean()) if valid.any() else math.nan
+
+
 def _ratio(hits: torch.Tensor, mask: torch.Tensor) -> float:
     total = int(mask.sum())
     return float((hits & mask).sum()) / total if total else math.nan
@@ -83,4 +95,6 @@ def world_measures(model: WorldActionModel, batch: Batch, outputs: WorldModelOut
     outputs = eval_forward(model, batch) if outputs is None else outputs
     predicted = next_token_predictions(outputs.logits_observations, batch.num_steps)
     return {**token_measures(predicted, batch.observations, batch.mask_padding),
+            "token_cross_entropy": next_token_cross_entropy(outputs.logits_observations, batch.observations,
+                                                            batch.mask_padding),
             **reward_measures(outputs.logits_rewards.argmax(dim=-1), batch.rewards, batch.mask_padding)}

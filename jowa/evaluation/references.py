@@ -57,15 +57,19 @@ def behaviour_actor_factory(root: str | Path, seed: int) -> Callable[[list[str]]
     return make
 
 
-def behaviour_notes(root: str | Path, games: list[str]) -> dict[str, dict[str, Any]]:
-    """Per game, what the behaviour agent's own log says: its final and its data's mean return."""
-    from jowa.behaviour import behaviour_summary
+def behaviour_notes(root: str | Path, games: list[str], cap: int) -> dict[str, dict[str, Any]]:
+    """Per game, what the behaviour agent's own log says: its final and its data's mean return, and the
+    data's mean return over each episode's first `cap` agent steps (the evaluation's cap: what an agent
+    evaluated under it can be held against; None for a run logged before rewards were recorded)."""
+    from jowa.behaviour import behaviour_summary, capped_data_mean
 
     notes = {}
     for game in games:
-        summary = behaviour_summary(behaviour_run(root, game))
+        run = behaviour_run(root, game)
+        summary = behaviour_summary(run)
         notes[game] = {"final_mean_return": summary.final_mean_return, "data_mean_return": summary.data_mean_return,
-                       "agent_steps": summary.agent_steps, "run": str(behaviour_run(root, game))}
+                       "data_mean_return_capped": capped_data_mean(run, cap), "cap": cap,
+                       "agent_steps": summary.agent_steps, "run": str(run)}
     return notes
 
 
@@ -78,14 +82,16 @@ def _mean_se(values: list[float]) -> str:
 
 def reference_table(sides: Mapping[str, Mapping[str, list[float]]], notes: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Markdown rows: per game, each side's mean return ± standard error (episodes), and the behaviour
-    agent's logged returns (the mean of its last 10 % of training episodes, and of all its data)."""
+    agent's logged returns (the mean of its last 10 % of training episodes, of all its data, and of its data
+    cut at the evaluation's step cap)."""
     names = list(sides)
     games = sorted({g for returns in sides.values() for g in returns})
-    lines = ["| Game | " + " | ".join(names) + " | behaviour, end of training | behaviour's data |",
-             "|---|" + "---:|" * (len(names) + 2)]
+    cap = next((f"{n['cap']:,}" for n in notes.values() if "cap" in n), "capped")
+    lines = ["| Game | " + " | ".join(names) + " | behaviour, end of training | behaviour's data | "
+             f"behaviour's data, first {cap} steps |", "|---|" + "---:|" * (len(names) + 3)]
     for game in games:
         note = notes.get(game, {})
-        logged = [note.get("final_mean_return"), note.get("data_mean_return")]
+        logged = [note.get("final_mean_return"), note.get("data_mean_return"), note.get("data_mean_return_capped")]
         cells = [_mean_se(list(sides[n].get(game, []))) for n in names]
         cells += ["–" if v is None else f"{v:,.1f}" for v in logged]
         lines.append(f"| {game} | " + " | ".join(cells) + " |")

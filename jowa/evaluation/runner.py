@@ -218,7 +218,8 @@ def evaluate_run(
     `accelerate launch` each process plays its share of the slot groups on its own device; rank 0 alone logs
     (after each side) and writes the report, the same as one process's."""
     out_dir = Path(out_dir)
-    notes = behaviour_notes(behaviour, settings.games) if behaviour is not None else {}
+    cap = settings.protocol.max_episode_steps
+    notes = behaviour_notes(behaviour, settings.games, cap) if behaviour is not None else {}
     device_t = torch.device(device)
     model, tokenizer = load_run(run, device_t)
     planner = settings.label()

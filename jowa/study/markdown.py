@@ -83,11 +83,11 @@ def plot_size_trend(data: dict[str, Any], path: Path) -> None:
     sizes = data["sizes"]
     params = [sizes[k]["parameters"] / 1e6 for k in sizes]
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
-    a.plot(params, [sizes[k]["world_model_loss"] or np.nan for k in sizes], "o-")
+    a.plot(params, [sizes[k].get("final_token_loss") or np.nan for k in sizes], "o-")
     for x, k in zip(params, sizes):
-        a.annotate(k, (x, sizes[k]["world_model_loss"] or 0), fontsize=8)
+        a.annotate(k, (x, sizes[k].get("final_token_loss") or 0), fontsize=8)
     a.set_xlabel("world-model parameters (M)")
-    a.set_ylabel("next-token cross-entropy (end)")
+    a.set_ylabel("next-token cross-entropy (trained, held episodes)")
     for game, rows in data["games"].items():
         b.plot(params, [rows[f"{k}/plan"]["mean"] for k in sizes], "o-", label=game)
     b.set_xlabel("world-model parameters (M)")
@@ -154,21 +154,28 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
               if c["pretrain"]["transitions_per_game"] else " (every logged transition)") + "."]
 
     md += ["", "## Model sizes", "", "![size trend](figures/size_trend.png)", "",
-           "| size | overrides of the base preset | parameters | world-model loss (next-token CE, start → end of "
-           "its phase) | training min |", "| --- | --- | ---: | ---: | ---: |"]
+           "| size | overrides of the base preset | parameters | training loss (next-token CE, start → end of "
+           "the world-model phase) | trained model: next-token CE on the held episodes | training min |",
+           "| --- | --- | ---: | ---: | ---: | ---: |"]
     for k, v in data["sizes"].items():
         md.append(f"| {k} | {' '.join(f'`{o}`' for o in v['overrides']) or '(base)'} | {v['parameters']:,} | "
-                  f"{_v(v['first_world_model_loss'], 3)} → {_v(v['world_model_loss'], 3)} | {v['minutes']:.1f} |")
-    md += ["", "The end value is the mean of the last three logged means of the world-model phase (before the critic "
-           "joins); all sizes share one tokenizer, one tokenization and the training schedule.", "",
+                  f"{_v(v['first_world_model_loss'], 3)} → {_v(v['world_model_loss'], 3)} | "
+                  f"{_v(v.get('final_token_loss'), 3)} | {v['minutes']:.1f} |")
+    md += ["", "The training loss's end is the mean of the last three logged means of the world-model phase (before "
+           "the critic joins; dropout on, a new batch each step). The size criterion reads the trained models on the "
+           "same held episodes of every pretraining game in eval mode (the diagnostics' episodes, mean over games). "
+           "All sizes share one tokenizer, one tokenization and the training schedule.", "",
            "## Returns on the pretraining games", "", "![returns](figures/returns.png)", ""]
     agents = _agents(data)
-    md += ["| game | " + " | ".join(agents) + " | behaviour: end of training / data |",
-           "| --- |" + " ---: |" * (len(agents) + 1)]
+    cap = next((f"{r['behaviour_logged']['cap']:,}" for r in data["games"].values()
+                if r["behaviour_logged"].get("data_mean_return_capped") is not None), None)
+    md += ["| game | " + " | ".join(agents) + " | behaviour: end of training / data"
+           + (f" / data, first {cap} steps |" if cap else " |"), "| --- |" + " ---: |" * (len(agents) + 1)]
     for game, rows in data["games"].items():
         logged = rows["behaviour_logged"]
         md.append(f"| {game} | " + " | ".join(_ms(rows[a]) for a in agents)
-                  + f" | {_v(logged['final_mean_return'])} / {_v(logged['data_mean_return'])} |")
+                  + f" | {_v(logged['final_mean_return'])} / {_v(logged['data_mean_return'])}"
+                  + (f" / {_v(logged.get('data_mean_return_capped'))} |" if cap else " |"))
     md += ["", "The random policy and the behaviour agent (its final checkpoint, played under the same protocol) do not "
            "depend on the model: they are played once, beside the smallest size's planning agent.", ""]
 
@@ -183,7 +190,10 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
            f"| from scratch | {_ms(h['scratch/plan'])} | {_ms(h['scratch/greedy'])} |",
            f"| random policy | {_ms(h['random'])} | |", f"| behaviour agent | {_ms(h['behaviour'])} | |", "",
            f"The behaviour agent's log: {_v(h['behaviour_logged']['final_mean_return'])} at the end of training, "
-           f"{_v(h['behaviour_logged']['data_mean_return'])} over all its data.", "",
+           f"{_v(h['behaviour_logged']['data_mean_return'])} over all its data"
+           + (f", {_v(h['behaviour_logged']['data_mean_return_capped'])} over its episodes' first "
+              f"{h['behaviour_logged']['cap']:,} steps (the evaluation's cap)"
+              if h["behaviour_logged"].get("data_mean_return_capped") is not None else "") + ".", "",
            "## Tokenizer reconstructions", "", "![reconstructions](figures/reconstructions.png)", "",
            "Each game's frames (most motion among its first frames) above their reconstruction from 36 tokens by the "
            "shared tokenizer:", "", "| game | mean abs. pixel error | codes used |", "| --- | ---: | ---: |"]

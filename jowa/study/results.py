@@ -77,7 +77,9 @@ def _references(report: dict[str, Any], names: list[str], into: dict[str, Any]) 
         into[g]["behaviour"] = stats(section["returns"]["behaviour agent"][g])
         logs = section["behaviour_logs"][g]
         into[g]["behaviour_logged"] = {"final_mean_return": logs["final_mean_return"],
-                                       "data_mean_return": logs["data_mean_return"], "run": logs["run"]}
+                                       "data_mean_return": logs["data_mean_return"],
+                                       "data_mean_return_capped": logs.get("data_mean_return_capped"),
+                                       "cap": logs.get("cap"), "run": logs["run"]}
 
 
 def heldout_of(s: Study, record: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +93,10 @@ def heldout_of(s: Study, record: dict[str, Any]) -> dict[str, Any]:
     return rows[game]
 
 
-def sizes_of(s: Study, record: dict[str, Any]) -> dict[str, Any]:
-    """Per size: parameters, training steps and time, and the world-model loss at the end of its phase."""
+def sizes_of(s: Study, record: dict[str, Any], world: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per size: parameters, training time, the training loss at the end of the world-model phase, and the
+    trained model's next-token cross-entropy (eval mode) on the diagnostics' held episodes (`world`: their
+    rows per size), the mean over games: the same data for every size, no dropout, no batch noise."""
     from jowa.model.world_model import WorldActionModel
 
     out = {}
@@ -108,8 +112,14 @@ def sizes_of(s: Study, record: dict[str, Any]) -> dict[str, Any]:
                      "embed_dim": model.config.embed_dim, "num_layers": model.config.num_layers,
                      "world_model_loss": float(np.mean(tail)) if tail else None,
                      "world_model_loss_steps": steps[-3:], "first_world_model_loss": obs[steps[0]] if steps else None,
+                     "final_token_loss": _mean_of(world.get(size, []), "token_cross_entropy"),
                      "minutes": round(stage["seconds"] / 60, 2)}
     return out
+
+
+def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
+    return float(np.mean(values)) if values else None
 
 
 def criteria(s: Study, games: dict[str, Any], heldout: dict[str, Any], sizes: dict[str, Any]) -> list[dict[str, Any]]:
@@ -119,12 +129,13 @@ def criteria(s: Study, games: dict[str, Any], heldout: dict[str, Any], sizes: di
     need_random, need_greedy = max(1, math.ceil(3 * n / 4)), max(1, math.ceil(n / 2))
     beats = [g for g in games if clearly_higher(games[g][plan]["returns"], games[g]["random"]["returns"])]
     at_least = [g for g in games if games[g][plan]["mean"] >= games[g][greedy]["mean"]]
-    data = {g: games[g]["behaviour_logged"]["data_mean_return"] for g in games}
-    reaches = [g for g in games if data[g] is not None and games[g][plan]["mean"] >= data[g]]
+    data = {g: data_return(games[g]["behaviour_logged"]) for g in games}
+    reaches = [g for g in games if data[g][0] is not None and games[g][plan]["mean"] >= data[g][0]]
+    cut = {label for _, label in data.values()}
     pre, scratch = heldout["pretrained/plan"], heldout["scratch/plan"]
     clear = clearly_higher(pre["returns"], scratch["returns"])
     names = list(sizes)
-    losses = [sizes[k]["world_model_loss"] for k in names]
+    losses = [sizes[k]["final_token_loss"] for k in names]
     out = [
         {"id": "planning_beats_random", "criterion": f"planning beats random by more than two standard errors on "
          f"at least {need_random} of {n} pretraining games", "passed": len(beats) >= need_random,
@@ -133,7 +144,7 @@ def criteria(s: Study, games: dict[str, Any], heldout: dict[str, Any], sizes: di
          f"of {n} games", "passed": len(at_least) >= need_greedy,
          "detail": f"{len(at_least)} of {n}" + (f" ({', '.join(at_least)})" if at_least else "")},
         {"id": "offline_reaches_data", "criterion": "the offline agent (planning) reaches at least the mean return "
-         "of its own data on at least 1 game", "passed": len(reaches) >= 1,
+         f"of its own data ({' / '.join(sorted(cut))}) on at least 1 game", "passed": len(reaches) >= 1,
          "detail": f"{len(reaches)} of {n}" + (f" ({', '.join(reaches)})" if reaches else "")},
         {"id": "pretrained_beats_scratch", "criterion": f"after fine-tuning on {s.config.held_out}, the pretrained "
          "model beats the from-scratch one in held-out return (planning) by more than two standard errors",
@@ -143,15 +154,24 @@ def criteria(s: Study, games: dict[str, Any], heldout: dict[str, Any], sizes: di
     ]
     if len(names) < 2 or any(v is None for v in losses):
         out.append({"id": "larger_lower_loss", "criterion": "the larger model has the lower world-model loss",
-                    "passed": None, "detail": "not judged: one size, or a size without a logged loss"})
+                    "passed": None, "detail": "not judged: one size, or a size without a measured loss"})
     else:
         monotone = all(b < a for a, b in zip(losses, losses[1:]))
         out.append({"id": "larger_lower_loss", "criterion": f"the larger model ({names[-1]}) has the lower "
-                    f"world-model loss than the smallest ({names[0]})", "passed": losses[-1] < losses[0],
+                    f"world-model loss (the trained models' next-token cross-entropy on the held episodes) than "
+                    f"the smallest ({names[0]})", "passed": losses[-1] < losses[0],
                     "detail": ", ".join(f"{k} {v:.4f}" for k, v in zip(names, losses))
                               + (" (falling with size)" if monotone else " (not falling at every step)")})
     out[0]["main_size"] = out[1]["main_size"] = out[2]["main_size"] = main
     return out
+
+
+def data_return(logged: dict[str, Any]) -> tuple[float | None, str]:
+    """The data's mean return an evaluated agent is held against, and what it is: over each logged episode's
+    first `cap` steps (the evaluation's cap) where the log recorded rewards, else over whole episodes."""
+    if logged.get("data_mean_return_capped") is not None:
+        return logged["data_mean_return_capped"], f"its episodes' first {logged['cap']:,} steps"
+    return logged["data_mean_return"], "whole episodes: the log recorded no rewards to cut them at the cap"
 
 
 def per_size_counts(s: Study, games: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +198,9 @@ def write_results(s: Study) -> dict[str, Any]:
         png = Path(run["run"]) / "learning_curve.png"
         if png.is_file():
             shutil.copyfile(png, figures / f"learning_curve_{game}.png")
-    games, heldout, sizes = returns_of(s, record), heldout_of(s, record), sizes_of(s, record)
+    diagnostics = measure_all(s)
+    games, heldout = returns_of(s, record), heldout_of(s, record)
+    sizes = sizes_of(s, record, diagnostics["world"])
     stage_seconds = {k: v["seconds"] for k, v in record["stages"].items()}
     data = {
         "format": "jowa-study/1", "budget": s.config.budget, "config": to_dict(s.config),
@@ -191,7 +213,7 @@ def write_results(s: Study) -> dict[str, Any]:
         "reports": {k: v["result"] for k, v in record["stages"].items() if k.startswith("evaluate:")},
         "per_size": per_size_counts(s, games), "criteria": criteria(s, games, heldout, sizes),
         "reconstructions": reconstruction_grid(s, figures / "reconstructions.png"),
-        "diagnostics": measure_all(s),
+        "diagnostics": diagnostics,
     }
     write_json(s.out / "results.json", data)
     markdown = write_markdown(s.out / "RESULTS.md", data, figures)
