@@ -232,6 +232,12 @@ def test_verdicts_follow_the_numbers() -> None:
     assert "0.500 above its target's own entropy" in critic_verdict({**flat, "td_loss": 1.5, "td_target_entropy": 1.0})
     good = {**flat, "td_loss": 1.0, "q_return_correlation": 0.8}
     assert "below a uniform" in critic_verdict(good) and "Q tracks the observed" in critic_verdict(good)
+    reads = {**good, "greedy_matches_data": 0.91, "most_common_action_share": 0.64, "greedy_top_action_share": 0.6}
+    assert ("greedy action is the data's on 91 % of the steps, above the 64 % of always playing the data's most "
+            "common action, and it plays one action on 60 % of them") in critic_verdict(reads)
+    blind = {**reads, "greedy_matches_data": 0.5, "greedy_top_action_share": 1.0}
+    assert "on 50 % of the steps, no better than the 64 %" in critic_verdict(blind)
+    assert "greedy action" not in critic_verdict(good)  # not measured: not said
 
 
 def test_tokenizer_hook_logs_the_measures_without_touching_rng_or_mode() -> None:

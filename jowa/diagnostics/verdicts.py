@@ -9,6 +9,7 @@ from collections.abc import Mapping
 NO_BETTER = 0.9  # model error ≥ this × the baseline's: "no better than the baseline"
 CLEARLY_BETTER = 0.5  # model error ≤ this × the baseline's: "clearly better"
 UNIFORM_MARGIN = 0.05  # TD loss within this fraction of ln(atoms): "at the uniform distribution's loss"
+ACTION_MARGIN = 0.05  # greedy-equals-data this much above the most common action's share: "above" it
 
 
 def _pct(x: float) -> str:
@@ -53,6 +54,19 @@ def world_verdict(m: Mapping[str, float]) -> str:
     return text + (", i.e. it has learnt nothing about rewards." if hit <= m["majority_rewarded_accuracy"] else ".")
 
 
+def _actions_clause(m: Mapping[str, float]) -> str:
+    """Does the greedy policy read the screen? Its agreement with the data's actions beside always playing
+    the data's most common one, and how much of the time it plays its own most common action."""
+    match, common, top = (m.get(k, math.nan) for k in ("greedy_matches_data", "most_common_action_share",
+                                                       "greedy_top_action_share"))
+    if math.isnan(match) or math.isnan(common):
+        return ""
+    how = ("above" if match > common + ACTION_MARGIN else "no better than" if match <= common else "barely above")
+    text = (f"; its greedy action is the data's on {100 * match:.0f} % of the steps, {how} the {100 * common:.0f} % "
+            "of always playing the data's most common action")
+    return text + (f", and it plays one action on {100 * top:.0f} % of them" if not math.isnan(top) else "")
+
+
 def critic_verdict(m: Mapping[str, float]) -> str:
     """From `critic_measures` keys: has the critic learnt anything about returns and actions?"""
     td, uniform, entropy = m["td_loss"], m["uniform_td_loss"], m.get("td_target_entropy", math.nan)
@@ -68,6 +82,7 @@ def critic_verdict(m: Mapping[str, float]) -> str:
         if not math.isnan(entropy):
             text += f", {td - entropy:.3f} above its target's own entropy ({entropy:.3f})"
     text += f"; Q differs by {m['q_spread']:.3f} on average between the best and worst valid action"
+    text += _actions_clause(m)
     r = m.get("q_return_correlation", math.nan)
     if "q_return_mean_error" not in m:
         return text + "."
