@@ -92,18 +92,24 @@ def cpu_model() -> str:
     return "unknown model"
 
 
+def cpu_label() -> str:
+    """The CPU's model name and vector ISA: one model name ("AMD EPYC") has been both an AVX2 Zen 3 and an
+    AVX-512 Zen 4 on this machine kind, and what pays (bf16, compile) differs between them."""
+    return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def device_heading(device: torch.device) -> str:
     """What identifies one section of BENCHMARKS.md: the kind of device and its model, no thread count."""
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
-    return f"CPU: {cpu_model()}"
+    return f"CPU: {cpu_label()}"
 
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     threads = torch.get_num_threads()
-    return f"CPU ({cpu_model()}), {threads} torch thread{'' if threads == 1 else 's'}"
+    return f"CPU ({cpu_label()}), {threads} torch thread{'' if threads == 1 else 's'}"
 
 
 def pick_device(requested: str) -> torch.device:

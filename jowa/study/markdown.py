@@ -114,7 +114,8 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
     md = [f"# jowa study ({data['budget']} budget): {', '.join(c['games'])} → {c['held_out']}", "",
           "Written by `python study.py` from the numbers in `results.json` (beside this file), which it read from the "
           "run directories and the evaluation reports; every verdict below is computed, none written by hand.", "",
-          f"- Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads)"
+          f"- Machine: {m['cpu']}" + (f" ({m['cpu_capability']})" if m.get("cpu_capability") else "")
+          + f", {m['cores']} cores ({m['torch_threads']} torch threads)"
           + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
           f"- Wall time: {data['wall_minutes']:.1f} min over {data['attempts']} attempt(s) (started {data['started_utc']})",
           f"- Behaviour data: `{data['behaviour_dir']}` "

@@ -46,6 +46,7 @@ def machine() -> dict[str, Any]:
         pass
     import torch
 
+    info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # AVX2 or AVX512: "AMD EPYC" is both
     info["torch_threads"] = torch.get_num_threads()
     info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return info
