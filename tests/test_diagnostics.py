@@ -196,11 +196,13 @@ def test_held_batch_is_episodes_that_end_in_windows_with_their_returns(tmp_path:
     episodes = held_episodes(resolve_shards(tmp_path), max_steps=40)  # 20 steps per game
     assert [(h.episode.game, h.episode.steps, h.start) for h in episodes] == [
         ("Breakout", 5, 0), ("Breakout", 11, 0), ("Pong", 9, 0), ("Pong", 4, 0)]
-    tails = held_episodes(resolve_shards(tmp_path), max_steps=16)  # 8 per game: the last ones only fit as tails
+    # 8 per game, the newest first: Breakout's last episode only fits as its tail; Pong's last, then a tail
+    tails = held_episodes(resolve_shards(tmp_path), max_steps=16)
     assert [(h.episode.game, h.episode.steps, h.start) for h in tails] == [
-        ("Breakout", 5, 0), ("Breakout", 11, 8), ("Pong", 9, 1)]
+        ("Breakout", 11, 3), ("Pong", 9, 5), ("Pong", 4, 0)]
+    assert [h.episode.id for h in tails] == ["Breakout/2", "Pong/0", "Pong/1"]  # not the log's first episodes
     tail_batch, tail_returns = episode_windows(tails, length=8, gamma=0.5)
-    assert tail_batch.mask_padding.sum(1).tolist() == [5, 3, 8] and tail_returns[1, :3].tolist() == [0.25, 0.5, 1.0]
+    assert tail_batch.mask_padding.sum(1).tolist() == [8, 4, 4] and tail_returns[1, :4].tolist() == [0.125, 0.25, 0.5, 1.0]
     batch, returns = episode_windows(episodes, length=8, gamma=0.5)
     assert batch.mask_padding.shape == (1 + 2 + 2 + 1, 8) and int(batch.mask_padding.sum()) == 5 + 11 + 9 + 4
     assert returns[0, :5].tolist() == pytest.approx([0.0625, 0.125, 0.25, 0.5, 1.0])
