@@ -107,8 +107,7 @@ def capped_data_mean(run_dir: str | Path, cap: int) -> float | None:
     path = Path(run_dir) / CURVE_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {CURVE_NAME}; not a behaviour run")
-    returns = Curve(**{k: v for k, v in json.loads(path.read_text()).items() if k in ("episodes", "progress")}
-                    ).capped_returns(cap)
+    returns = Curve(episodes=json.loads(path.read_text())["episodes"]).capped_returns(cap)
     return float(np.mean(returns)) if returns else None
 
 
