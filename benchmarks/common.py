@@ -123,9 +123,11 @@ def pick_device(requested: str) -> torch.device:
 
 
 def bf16_pays(device: torch.device) -> bool:
-    """Whether bf16 rows are worth measuring: on a GPU, or a CPU with AVX-512 (Sapphire Rapids adds AMX).
-    On AVX2 (AMD Zen 3) bf16 matmuls have no native path: one 40M bf16 model step ran > 10 min."""
-    return device.type == "cuda" or torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "NO AVX", "AVX2")
+    """Whether bf16 rows are worth measuring: where `engine.precision=auto` picks bf16 (a GPU, or a CPU with
+    AVX512_BF16 / AMX). On AVX2 (AMD Zen 3) bf16 matmuls have no native path: one 40M bf16 model step ran > 10 min."""
+    from jowa.training.engine_choice import native_bf16
+
+    return native_bf16(device)
 
 
 def progress(message: str) -> None:

@@ -36,8 +36,8 @@ SUMMARY = (
     "forward, every loss (world model, TD, CQL), backward, gradient clipping and AdamW. The baseline is the "
     "same step written the straightforward way, measured right after in the same run: attention as "
     "matmul → mask → softmax → matmul (the official non-flash path) and the Q ensemble evaluated one member "
-    "at a time. ratio = ours / straightforward (> 1: ours is faster). bf16 rows only on a GPU or an AVX-512 CPU "
-    "(`common.bf16_pays`)."
+    "at a time. ratio = ours / straightforward (> 1: ours is faster). bf16 rows only on a GPU or a CPU with "
+    "native bf16 (`common.bf16_pays`)."
 )
 SEGMENT_STEPS = 8
 TOKENS_PER_STEP = 37

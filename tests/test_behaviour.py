@@ -221,6 +221,25 @@ def test_cli_rejects_bad_input_with_exit_code_2(tmp_path, finished_run, capsys):
     assert not any(tmp_path.iterdir())  # nothing was started
 
 
+def test_parallel_runs_log_what_one_thread_runs_log_one_after_another(tmp_path):
+    from jowa.behaviour.runs import collect_behaviour
+
+    plans = [(_config(300, game=game), "1") for game in ("Breakout", "Pong")]
+    summaries = collect_behaviour(plans, tmp_path / "parallel", commit_seconds=0.0, progress=False, parallel=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each worker runs with
+    try:
+        collect_behaviour(plans, tmp_path / "serial", commit_seconds=0.0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(summaries) == [("Breakout", "1"), ("Pong", "1")]
+    assert all(s.transitions == 300 for s in summaries.values())
+    keys = _episode_keys(tmp_path / "parallel")  # both games' episodes
+    assert sum(length for length, _ in keys) == 600 and keys == _episode_keys(tmp_path / "serial")
+    with pytest.raises(ValueError, match="parallel must be at least 1"):
+        collect_behaviour(plans, tmp_path / "none", parallel=0)
+
+
 # --- DQN: ε over agent steps, per env; no update until the (unsaved) replay buffer refills ---
 
 DQN_TINY = {"num_envs": 2, "buffer_size": 400, "learning_starts": 64, "exploration_steps": 200, "train_freq": 16,

@@ -128,6 +128,7 @@ def test_bad_settings_are_one_line_errors_before_any_work(tmp_path: Path, capsys
     cli = load_cli()
     cases = [(["evaluation.episodez=3"], "unknown key 'episodez'"),
              (["held_out=Assault"], "also a pretraining game"),
+             (["behaviour.parallel=0"], "behaviour.parallel must be at least 1"),
              (["pretrain.sizes={big: [model.tokenizer.ch=32]}"], "shares one tokenizer"),
              (["pretrain.sizes={big: [model.world_model.embed_dimm=32]}"], "embed_dimm"),
              (["--behaviour", str(tmp_path / "none")], "does not exist"),

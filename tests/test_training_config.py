@@ -95,3 +95,19 @@ def test_device_choice_gives_cuda_an_index_and_fails_early_without_a_gpu(monkeyp
     assert pick_device("cuda:0", 2) == torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one visible GPU per process
     assert pick_device("cuda", 3) == torch.device("cuda", 0)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_multiplies_bf16_natively(monkeypatch) -> None:
+    import torch
+
+    from jowa.training.engine_choice import native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    for flags, expected in (({"avx2": True}, "fp32"), ({"avx512_f": True, "avx512_bf16": False}, "fp32"),
+                            ({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16")):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda flags=flags: flags)
+        assert (native_bf16(cpu), resolve_precision("auto", cpu)) == (expected == "bf16", expected)
+        assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert native_bf16(torch.device("cuda"))
+    with pytest.raises(ValueError, match="engine.precision 'fp16'"):
+        resolve_precision("fp16", cpu)

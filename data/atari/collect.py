@@ -37,6 +37,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-envs", type=int, default=None, help="agent runs: envs the agent steps (default 8)")
     parser.add_argument("--device", default="auto", help="agent runs: torch device (auto = GPU when there is one)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="agent runs: train this many at a time, one torch thread each (e.g. 2 on 2 cores)")
     parser.add_argument("--commit-seconds", type=float, default=60.0, help="agent runs: seconds between commits")
     parser.add_argument("--envs-per-game", type=int, default=1)
     parser.add_argument("--run", default="1", help="run directory name under each game")
@@ -50,6 +52,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.error = parser.error
     if args.agent is not None and args.policy is not None:
         parser.error("--agent and --policy exclude each other: an agent run plays its own learning policy")
+    if args.parallel < 1:
+        parser.error(f"--parallel must be at least 1, got {args.parallel}")
     return args
 
 
@@ -91,7 +95,8 @@ def _train_agents(args: argparse.Namespace, games: list[str]) -> None:
         )
     except ValueError as exc:  # unknown agent or game, bad sizes, a run with other settings in --out
         args.error(str(exc))
-    summaries = collect_behaviour(plans, args.out, device=args.device, commit_seconds=args.commit_seconds)
+    summaries = collect_behaviour(plans, args.out, device=args.device, commit_seconds=args.commit_seconds,
+                                  parallel=args.parallel)
     print(f"{'game':<16}{'run':>4}{'transitions':>12}{'episodes':>10}{'agent steps':>12}{'steps/s':>9}"
           f"{'final return':>14}{'data return':>13}")
     for (game, run), s in summaries.items():

@@ -76,7 +76,7 @@ class FinetuneConfig:
     warmup_steps: int = 0
     target_update_every: int = 1000
     max_bad_steps: int = 10
-    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    precision: str = "auto"  # auto: bf16 autocast on GPU and on CPUs with native bf16, else fp32
     loss: CriticLossConfig = field(default_factory=lambda: CriticLossConfig(supervised_weight=0.5))
     # all (official) | freeze_backbone (blocks + ln_f frozen) | heads_and_task (only heads and task rows)
     train: str = "all"

@@ -30,6 +30,7 @@ class BehaviourSettings:
     settings: dict[str, Any] = field(default_factory=dict)  # the agent's settings overrides, e.g. {num_envs: 4}
     commit_seconds: float = 60.0  # how much a crash or a stop can lose
     device: str = "auto"
+    parallel: int = 1  # runs trained at a time, one torch thread each (jowa.behaviour.runs)
 
 
 @dataclass
@@ -110,6 +111,8 @@ def load_study(budget: str | Path = "cpu", overrides: list[str] | None = None) -
     b = config.behaviour
     if b.minutes <= 0 or b.transitions <= 0:
         _fail("behaviour.minutes and behaviour.transitions must be positive")
+    if b.parallel < 1:
+        _fail(f"behaviour.parallel must be at least 1, got {b.parallel}")
     try:
         agent_settings(b.agent, **b.settings)
     except TypeError as error:

@@ -116,7 +116,7 @@ def behaviour_stage(s: Study) -> dict[str, Any]:
     b = s.config.behaviour
     try:
         collect_behaviour(behaviour_plans(s.config, s.behaviour), s.behaviour, device=b.device,
-                          commit_seconds=b.commit_seconds)
+                          commit_seconds=b.commit_seconds, parallel=b.parallel)
     except KeyboardInterrupt:
         raise StudyStopped(f"behaviour data stopped early; the runs keep their last commit (at most "
                            f"{b.commit_seconds:.0f}s lost)") from None

@@ -87,7 +87,7 @@ class DataConfig:
 class EngineConfig:
     kind: str = "auto"  # auto: DeepSpeed when launched by `deepspeed`, else plain PyTorch (DDP under torchrun)
     deepspeed_config: str = "configs/deepspeed/zero1.json"  # relative to the repository root, or absolute
-    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    precision: str = "auto"  # auto: bf16 autocast on GPU and on CPUs with native bf16, else fp32
     # torch.compile of the transformer blocks / the tokenizer, in place (jowa/model/compile.py): off, on, or
     # auto (on for stages long enough to win the compile time back). YAML reads a bare off/on as a bool.
     compile: str | bool = "off"

@@ -22,10 +22,21 @@ def resolve_engine(kind: str, ctx: DistContext) -> str:
     return kind
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 natively: a GPU, or a CPU with AVX512_BF16 or AMX (Sapphire Rapids,
+    Zen 4). There bf16 autocast paid 1.2-1.8x per training step (BENCHMARKS.md); on AVX2 (Zen 3), or AVX-512
+    without BF16, bf16 is emulated and a 40M step ran > 10 min."""
+    if device.type == "cuda":
+        return True
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto: bf16 autocast on GPU (the official precision), fp32 on CPU."""
+    """auto: bf16 autocast where the device multiplies bf16 natively (on GPU the official precision), else
+    fp32. The nearest-code search and the losses stay fp32 either way."""
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        return "bf16" if native_bf16(device) else "fp32"
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"engine.precision {precision!r}: choose auto, fp32 or bf16")
     return precision
