@@ -42,7 +42,7 @@ SUMMARY = (
     "segment DataLoader delivers with 0-2 workers, side by side with the segments/s one stage-2 training step "
     "consumes on the same device (forward, all losses, backward, AdamW on a real batch); "
     "ratio = loader with 1 worker / that row, so a ratio ≫ 1 on a training-step row means the loader is not the "
-    "bottleneck. bf16 rows only on a GPU or an CPU with native bf16 (`common.bf16_pays`)."
+    "bottleneck. bf16 rows only on a GPU or a CPU with native bf16 (`common.bf16_pays`)."
 )
 PATCH_VOCAB = 2048  # codes of the fixed patch quantizer that tokenizes the shards
 RAW_BYTES = 78  # 36 × uint16 tokens + uint8 action + float32 reward + uint8 terminal

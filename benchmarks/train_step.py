@@ -56,7 +56,7 @@ SUMMARY = (
     "ratio = loop / bare (1.00 would mean the loop costs nothing). Compiled rows (`engine.compile=on`: the "
     "transformer blocks through torch.compile, in place) sit beside the eager ones of the same run; "
     "compiled/eager compares their loop tokens/s, and \"first step s\" holds the compile. bf16 rows only on a "
-    "GPU or an CPU with native bf16 (`common.bf16_pays`)."
+    "GPU or a CPU with native bf16 (`common.bf16_pays`)."
 )
 
 

@@ -24,11 +24,12 @@ def resolve_engine(kind: str, ctx: DistContext) -> str:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 natively: a GPU, or a CPU with AVX512_BF16 or AMX (Sapphire Rapids,
-    Zen 4). There bf16 autocast paid 1.2-1.8x per training step (BENCHMARKS.md); on AVX2 (Zen 3), or AVX-512
-    without BF16, bf16 is emulated and a 40M step ran > 10 min."""
+    Zen 4). There bf16 autocast paid per training step: 1.57-1.8x on 40M on a Zen 4 (BENCHMARKS.md), 1.18x on
+    tiny on a Sapphire Rapids. On AVX2 (Zen 3), or AVX-512 without BF16, bf16 is emulated and a 40M step ran
+    > 10 min."""
     if device.type == "cuda":
         return True
-    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
