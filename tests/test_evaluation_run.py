@@ -10,6 +10,7 @@ import pytest
 from jowa.evaluation.episode_log import EpisodeLog
 from jowa.evaluation.rollouts import allocate_slots
 from jowa.evaluation.runner import evaluate_run, resolve_settings
+from jowa.games import FULL_ACTIONS
 
 
 
@@ -63,6 +64,13 @@ def test_mcts_through_plan_cli(small_run, tmp_path, capsys) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["planner"] == "MCTS H=3 simulations=4" and report["settings"]["simulations"] == 4
     assert all(g["metadata"]["mean_episode_steps"] == 3 for g in report["results"]["games"].values())
+    # What the agent played: every step's action counted, the most played one named with its share.
+    records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()[1:]]
+    assert all(sum(r["actions"]) == r["steps"] == 3 and len(r["actions"]) == 18 for r in records)
+    for game, g in report["results"]["games"].items():
+        counts = [sum(c) for c in zip(*(r["actions"] for r in records if r["game"] == game))]
+        assert g["metadata"]["top_action_share"] == round(max(counts) / sum(counts), 3)
+        assert FULL_ACTIONS.index(g["metadata"]["top_action"]) == counts.index(max(counts))
 
 
 def test_beam_width_beyond_valid_actions_warns_and_settings_file_overrides(tmp_path, caplog) -> None:
@@ -92,6 +100,14 @@ def test_episode_log_continues_refuses_other_settings_and_drops_a_cut_line(tmp_p
     again = EpisodeLog(path, {"games": ["Pong"], "episodes": 3})
     assert again.returns("agent", "Pong") == [-21.0, -20.0] and again.lengths("agent", "Pong") == [812, 901]
     assert len(path.read_text().splitlines()) == 3
+    assert again.action_counts("agent", "Pong") is None  # episodes logged without their actions
+    again.append("agent", "Pong", -19.0, 3, [1, 2] + [0] * 16)
+    assert again.action_counts("agent", "Pong") is None  # still none for the two before
+    assert again.action_counts("agent", "Breakout") is None
+    counted = EpisodeLog(tmp_path / "counted.jsonl", {"games": ["Pong"]})
+    counted.append("agent", "Pong", 1.0, 3, [1, 2] + [0] * 16)
+    counted.append("agent", "Pong", 2.0, 4, [0, 1, 3] + [0] * 15)
+    assert EpisodeLog(counted.path, {"games": ["Pong"]}).action_counts("agent", "Pong") == [1, 3, 3] + [0] * 15
     with pytest.raises(ValueError, match="other settings \\(episodes\\)"):
         EpisodeLog(path, {"games": ["Pong"], "episodes": 4})
     assert EpisodeLog(path, {"games": ["Pong"], "episodes": 4}, restart_other=True).records == []

@@ -42,7 +42,8 @@ def world_rows(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
     from jowa.model_files import find_model_dir
 
     model_dir = find_model_dir(out / "pretrain", "world_model")
-    return report_rows.world_rows(model_dir, out / "pretrain" / "tokens", config.games)
+    planning = (config.evaluation.context, config.evaluation.beam_width)
+    return report_rows.world_rows(model_dir, out / "pretrain" / "tokens", config.games, planning=planning)
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -100,6 +101,27 @@ def world_lines(rows: list[Mapping[str, Any]]) -> list[str]:
                      f"{_f(r.get('q_return_mean_error', float('nan')))} |")
     lines.append("")
     lines += [f"- **{r['game']}**: {world_verdict(r)} {critic_verdict(r)}" for r in rows]
+    return lines + planning_lines(rows)
+
+
+def planning_lines(rows: list[Mapping[str, Any]]) -> list[str]:
+    """The one-step beam search on the same logged states (rows measured with `planning`), or nothing."""
+    rows = [r for r in rows if r.get("plan_states")]
+    if not rows:
+        return []
+    lines = ["", "Planning on these logged states (memory = the evaluation's context, then one imagined step of the "
+             "beam search, K = the evaluation's): how often it keeps greedy's action, and the value it imagines for "
+             "the data's action beside the same value on the real next frame, r + γ max Q(s′):", "",
+             "| game | states | plan = greedy | plan / greedy = data | top action share: plan / greedy | "
+             "Q gap best − second | imagined − root Q | imagined − real value (mean, mean abs) | imagined reward sign right |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['game']} | {int(r['plan_states'])} | {_p(r['plan_matches_greedy'])} | "
+                     f"{_p(r['plan_matches_data'])} / {_p(r['greedy_matches_data_here'])} | "
+                     f"{_p(r['plan_top_action_share'])} / {_p(r['greedy_top_action_share_here'])} | "
+                     f"{_f(r['root_q_gap_top2'])} | {_f(r['imagined_minus_root_q'])} | "
+                     f"{_f(r['imagined_minus_real_value'])}, {_f(r['imagined_real_abs_gap'])} | "
+                     f"{_p(r['imagined_reward_sign_matches'])} |")
     return lines
 
 

@@ -33,13 +33,15 @@ def tokenizer_rows(runs: Sequence[tuple[str, Path, Sequence[str]]], samples: dic
     return rows
 
 
-def world_rows(model_dir: Path, tokens: Path, games: Sequence[str],
-               extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def world_rows(model_dir: Path, tokens: Path, games: Sequence[str], extra: dict[str, Any] | None = None,
+               planning: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """The world-action model's and critic's measures on HELD_STEPS steps of episodes that end of each game
-    (a game without such episodes has no row); `extra` fields follow the game in each row."""
+    (a game without such episodes has no row); `extra` fields follow the game in each row. `planning`
+    (context blocks, K) adds the one-step beam search's measures on the same windows (jowa.diagnostics.planning)."""
     from jowa.data.shards import resolve_shards
     from jowa.diagnostics import critic_measures, world_measures
     from jowa.diagnostics.held import episode_windows, held_episodes
+    from jowa.diagnostics.planning import planning_measures
     from jowa.diagnostics.world import eval_forward
     from jowa.model.world_model import WorldActionModel
 
@@ -55,4 +57,6 @@ def world_rows(model_dir: Path, tokens: Path, games: Sequence[str],
         outputs = eval_forward(model, batch)
         rows.append({"game": game, **(extra or {}), "episodes": len(episodes), "steps": int(batch.mask_padding.sum()),
                      **world_measures(model, batch, outputs), **critic_measures(model, batch, gamma, returns, outputs)})
+        if planning is not None:
+            rows[-1].update(planning_measures(model, batch, planning[0], planning[1], gamma))
     return rows

@@ -66,13 +66,24 @@ class EpisodeLog:
             f.flush()
             os.fsync(f.fileno())
 
-    def append(self, side: str, game: str, episode_return: float, steps: int) -> None:
+    def append(self, side: str, game: str, episode_return: float, steps: int, actions: list[int] | None = None) -> None:
+        """One finished episode; `actions`: how often each full-set action was played in it."""
         record = {"side": side, "game": game, "return": episode_return, "steps": steps}
+        if actions is not None:
+            record["actions"] = list(actions)
         self._write_line(record)
         self.records.append(record)
 
     def returns(self, side: str, game: str) -> list[float]:
         return [r["return"] for r in self.records if r["side"] == side and r["game"] == game]
+
+    def action_counts(self, side: str, game: str) -> list[int] | None:
+        """How often each full-set action was played over the side's episodes of `game` (None: a log
+        written before actions were recorded, or no episode)."""
+        counts = [r.get("actions") for r in self.records if r["side"] == side and r["game"] == game]
+        if not counts or any(c is None for c in counts):
+            return None
+        return [sum(column) for column in zip(*counts)]
 
     def lengths(self, side: str, game: str) -> list[int]:
         return [r["steps"] for r in self.records if r["side"] == side and r["game"] == game]

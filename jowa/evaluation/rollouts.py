@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from jowa.envs import make_vector_env, valid_action_masks
 from jowa.evaluation.protocols import Protocol
+from jowa.games import NUM_ACTIONS
 
 
 class Actor(TypingProtocol):
@@ -65,11 +66,12 @@ class RolloutResult:
     lengths: dict[str, list[int]] = field(default_factory=dict)  # agent steps per episode
     videos: dict[str, np.ndarray] = field(default_factory=dict)  # u8 [n, 84, W] first episode per game
     stopped: bool = False  # a stop was requested before every episode finished
-    # (slot group, game, return, steps) in the order they ended: what multi-process evaluation merges
-    episodes: list[tuple[int, str, float, int]] = field(default_factory=list)
+    # (slot group, game, return, steps, action counts) in the order they ended: what multi-process evaluation merges
+    episodes: list[tuple[int, str, float, int, list[int]]] = field(default_factory=list)
 
 
-OnEpisode = Callable[[str, float, int], None]  # (game, return, agent steps), called as each episode ends
+# (game, return, agent steps, how often each full-set action was played), called as each episode ends
+OnEpisode = Callable[[str, float, int, list[int]], None]
 
 
 @dataclass
@@ -137,6 +139,7 @@ def _play_group(slot_games: list[str], protocol: Protocol, actor: Actor, seed: i
         active = np.ones(count, dtype=bool)
         running = np.zeros(count)
         steps = np.zeros(count, dtype=np.int64)
+        played = np.zeros((count, NUM_ACTIONS), dtype=np.int64)  # per slot: what the agent does, not only its score
         recording = {slot_games.index(g): g for g in set(slot_games) if video_frames > 0 and g not in result.videos}
         frames: dict[int, list[np.ndarray]] = {slot: [] for slot in recording}
         while active.any():
@@ -146,6 +149,7 @@ def _play_group(slot_games: list[str], protocol: Protocol, actor: Actor, seed: i
             slots = np.flatnonzero(active).tolist()
             actions = np.zeros(count, dtype=np.int64)
             actions[slots] = actor.act(observations[slots], slots)
+            played[slots, actions[slots]] += 1
             for slot in list(recording):
                 if len(frames[slot]) < video_frames:
                     frames[slot].append(_video_frame(actor, observations[slot], slot))
@@ -158,10 +162,11 @@ def _play_group(slot_games: list[str], protocol: Protocol, actor: Actor, seed: i
                 game = slot_games[slot]
                 result.returns[game].append(float(running[slot]))
                 result.lengths[game].append(int(steps[slot]))
-                result.episodes.append((state.group, game, float(running[slot]), int(steps[slot])))
+                counts = played[slot].tolist()
+                result.episodes.append((state.group, game, float(running[slot]), int(steps[slot]), counts))
                 if state.on_episode is not None:
-                    state.on_episode(game, float(running[slot]), int(steps[slot]))
-                running[slot], steps[slot] = 0.0, 0
+                    state.on_episode(game, float(running[slot]), int(steps[slot]), counts)
+                running[slot], steps[slot], played[slot] = 0.0, 0, 0
                 actor.reset([int(slot)])
                 if slot in recording:
                     result.videos[recording.pop(slot)] = np.stack(frames.pop(slot))

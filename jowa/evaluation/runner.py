@@ -19,7 +19,7 @@ from jowa.evaluation.references import behaviour_actor_factory, behaviour_notes,
 from jowa.evaluation.report import EvaluationResults, write_report, write_video
 from jowa.evaluation.rollouts import AgentActor, RandomActor, RolloutResult, allocate_slots, play
 from jowa.evaluation.settings_file import TableEntry, read_settings_file
-from jowa.games import check_game, minimal_to_full, task_id
+from jowa.games import FULL_ACTIONS, check_game, minimal_to_full, task_id
 from jowa.model_files import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.training.signals import StopRequest
 
@@ -162,6 +162,10 @@ def results_from_log(log: EpisodeLog, side: str, name: str, settings: Evaluation
     for game in returns:
         lengths = log.lengths(side, game)
         meta: dict[str, Any] = {"mean_episode_steps": sum(lengths) / len(lengths)}
+        played = log.action_counts(side, game)
+        if played is not None and sum(played):  # an agent that plays one action whatever the screen shows
+            top = max(range(len(played)), key=played.__getitem__)
+            meta.update(top_action=FULL_ACTIONS[top], top_action_share=round(played[top] / sum(played), 3))
         if with_settings:
             meta.update(context=settings.per_game[game].context, K=settings.per_game[game].beam_width, H=settings.horizon)
         metadata[game] = meta
@@ -183,7 +187,7 @@ def _play_side(log: EpisodeLog | None, side: str, settings: EvaluationSettings, 
     seed = settings.seed + 100_003 * done
     if processes.world == 1:
         return play(settings.games, missing, settings.protocol, settings.num_envs, make_actor, seed, video_frames,
-                    progress, side, on_episode=lambda g, r, n: log.append(side, g, r, n),
+                    progress, side, on_episode=lambda g, r, n, a: log.append(side, g, r, n, a),
                     should_stop=lambda: stop.requested)
     warn_idle(processes, len(allocate_slots(settings.games, missing, settings.num_envs)), settings.num_envs)
     mine = play(settings.games, missing, settings.protocol, settings.num_envs, make_actor, seed, video_frames,
@@ -194,11 +198,11 @@ def _play_side(log: EpisodeLog | None, side: str, settings: EvaluationSettings, 
         merged.videos.update(part.videos)  # a game is played by one process only
         merged.stopped |= part.stopped
     merged.episodes.sort(key=lambda episode: episode[0])  # stable: group order, then as they ended
-    for _, game, episode_return, steps in merged.episodes:
+    for _, game, episode_return, steps, played in merged.episodes:
         merged.returns[game].append(episode_return)
         merged.lengths[game].append(steps)
         if log is not None:
-            log.append(side, game, episode_return, steps)
+            log.append(side, game, episode_return, steps, played)
     return merged
 
 

@@ -48,7 +48,8 @@ def world_rows(s: Study, size: str) -> list[dict[str, Any]]:
     from jowa.model_files import find_model_dir
 
     model_dir = find_model_dir(s.model(size), "world_model")
-    return report_rows.world_rows(model_dir, s.tokens, s.config.games, {"size": size})
+    planning = (s.config.evaluation.context, s.config.evaluation.beam_width)
+    return report_rows.world_rows(model_dir, s.tokens, s.config.games, {"size": size}, planning)
 
 
 def measure_all(s: Study) -> dict[str, Any]:
