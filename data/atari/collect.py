@@ -38,7 +38,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="agent runs: torch device (auto = GPU when there is one)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--parallel", type=int, default=1,
-                        help="agent runs: train this many at a time, one torch thread each (e.g. 2 on 2 cores)")
+                        help="agent runs: train this many at a time, one torch thread each (e.g. 2 on 2 cores; a 10-step DQN run needs ~12 GB of memory)")
     parser.add_argument("--commit-seconds", type=float, default=60.0, help="agent runs: seconds between commits")
     parser.add_argument("--envs-per-game", type=int, default=1)
     parser.add_argument("--run", default="1", help="run directory name under each game")
