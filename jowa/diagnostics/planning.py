@@ -49,8 +49,9 @@ def planning_measures(model: WorldActionModel, batch: Batch, context: int, beam_
     real_next = _contexts(batch, rows, context + 1)
     next_q = q_values(model(real_next, tasks, with_target=False).logits_q[:, :, -1], model.atoms, valid)
     real_reward = batch.rewards[rows, context - 1].sign()
-    end = batch.ends[rows, context] > 0  # the data's next frame is the last: nothing after it
-    real_score = real_reward + gamma * torch.where(end, torch.zeros_like(real_reward), next_q.max(dim=-1).values)
+    # Step context − 1 is not terminal (rows above), so its backup bootstraps from the next frame, as the TD
+    # target does (jowa/losses.py: only a terminal step's own target drops the bootstrap).
+    real_score = real_reward + gamma * next_q.max(dim=-1).values
     imagined, revalued, reward_hits = [], [], []
     for i, levels in enumerate(result.traces):
         level = levels[0]  # depth 1: the root's candidates
