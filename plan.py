@@ -41,6 +41,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-K", "--beam-width", type=int, default=2)
     parser.add_argument("--simulations", type=int, help="MCTS simulations per decision (default 20, the official)")
     parser.add_argument("-H", "--horizon", type=int, default=2, help="0 = greedy (as --greedy)")
+    parser.add_argument("--return-lambda", type=float, default=1.0,
+                        help="beam search scores a λ-return of its path (ours): 1 = the official score, 0 = greedy's")
     parser.add_argument("--context", type=int, default=6, help="blocks of real history in the agent's memory")
     parser.add_argument("--greedy", action="store_true", help="no planning: argmax of Q")
     parser.add_argument("--settings", type=Path, help="per-game context/K table, e.g. configs/eval/jowa_150M.yaml")
@@ -81,13 +83,14 @@ def _evaluate(args: argparse.Namespace, processes: Processes) -> int:
         config = EvalConfig(
             episodes=args.episodes, protocol=args.protocol, horizon=0 if args.greedy else args.horizon,
             planner="greedy" if args.greedy else args.planner, simulations=args.simulations,
-            beam_width=args.beam_width, context=args.context, num_envs=args.envs, max_episode_steps=args.max_steps,
+            beam_width=args.beam_width, return_lambda=args.return_lambda, context=args.context, num_envs=args.envs, max_episode_steps=args.max_steps,
             seed=args.seed, settings=None if args.settings is None else str(args.settings),
             video_frames=args.video_frames if args.video else 0,
         )
         settings = resolve(config, args.games.split(","))
         names = {"greedy": "greedy", "mcts": f"mcts_H{settings.horizon}"}
-        name = names.get(settings.planner, f"plan_H{settings.horizon}")
+        mixed = f"_lambda{settings.return_lambda:g}" if settings.return_lambda != 1.0 else ""
+        name = names.get(settings.planner, f"plan_H{settings.horizon}{mixed}")
         out = args.out or args.run / "eval" / f"{name}_{args.protocol}"
         # Launched processes take the launcher's device (each its own GPU, or the CPU) unless one is named.
         launched = processes.device is not None and args.device == "auto"

@@ -43,3 +43,25 @@ def test_every_user_holds_the_same_config_read_strictly() -> None:
     assert isinstance(demo.evaluation, EvalConfig) and demo.evaluation.num_envs == 2
     study = load_study("cpu", ["evaluation.max_episode_steps=10"])
     assert isinstance(study.evaluation, EvalConfig) and study.evaluation.max_episode_steps == 10
+
+
+def test_return_lambda_reaches_the_beam_search_and_only_it() -> None:
+    from jowa.evaluation.runner import agent_actor_factory
+
+    mixed = resolve(EvalConfig(horizon=1, return_lambda=0.5), ["Pong"])
+    assert mixed.return_lambda == 0.5 and mixed.label() == "beam search H=1 λ=0.5"
+    assert mixed.to_json()["return_lambda"] == 0.5
+    official = resolve(EvalConfig(horizon=1), ["Pong"])
+    assert "return_lambda" not in official.to_json() and official.label() == "beam search H=1"
+    greedy = resolve(EvalConfig(horizon=0, return_lambda=0.5), ["Pong"])
+    assert greedy.planner == "greedy" and greedy.return_lambda == 1.0  # no look-ahead, no score to mix
+    with pytest.raises(ValueError, match="return lambda"):
+        resolve(EvalConfig(return_lambda=1.5), ["Pong"])
+    with pytest.raises(ValueError, match="mcts planner has none"):
+        resolve(EvalConfig(planner="mcts", return_lambda=0.5), ["Pong"])
+    from jowa.config import load_size
+    from jowa.model.world_model import WorldActionModel
+
+    model = WorldActionModel(load_size("tiny").world_model)
+    actor = agent_actor_factory(model, None, mixed)(["Pong"])
+    assert actor.agent.planner.return_lambda == 0.5

@@ -154,3 +154,45 @@ def test_cache_in_the_autocast_dtype_plans_exactly_as_an_fp32_cache(shared_prefi
         for level_a, level_b in zip(a, b):
             assert torch.equal(level_a.q_masked, level_b.q_masked)
             assert torch.equal(level_a.next_obs_tokens, level_b.next_obs_tokens)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_return_lambda_scores_mix_the_estimates_along_each_path(fixtures, lam: float) -> None:
+    """Every traced score is (1 − λ) Σ_{n<d} λ^n G_n + λ^d G_d, recomputed here from the traced tree, and the
+    action is the best leaf's first one; at λ = 0 that is greedy's argmax of the root Q."""
+    model, cases, tensors = fixtures
+    for name in ["assault_K2_H1", "assault_K2_H2", "phoenix_K4_H3_ctx2"]:
+        case = cases[name]
+        options = BeamSearch(case["beam_width"], case["horizon"], return_lambda=lam)
+        result = plan(model, [tensors[f"{name}/context_tokens"][0]], torch.tensor([case["env"]]), options, trace=True)
+        gamma, root_q = options.gamma, result.root_q[0].double()
+        # node id -> (Σ γ^(t−1) r̂_t, (1 − λ) Σ_{n<d} λ^n G_n, the node's Q row, the path's first action)
+        nodes = {0: (0.0, 0.0, root_q, -1)}
+        next_id = 1
+        for depth, level in enumerate(result.traces[0], start=1):
+            for i in range(len(level.actions)):
+                returns, mixed, q, first = nodes[int(level.parents[i])]
+                action = int(level.actions[i])
+                mixed = mixed + (1 - lam) * lam ** (depth - 1) * (returns + gamma ** (depth - 1) * float(q[action]))
+                returns = returns + gamma ** (depth - 1) * float(level.rewards[i])
+                own = returns + gamma ** depth * float(level.q_masked[i].double().max())
+                assert float(level.scores[i]) == pytest.approx(mixed + lam ** depth * own, abs=1e-5), name
+                nodes[next_id + i] = (returns, mixed, level.q_masked[i].double(), action if depth == 1 else first)
+            next_id += len(level.actions)
+        best_leaf = int(result.traces[0][-1].kept[0])
+        assert int(result.actions[0]) == nodes[best_leaf][3], name
+        if lam == 0.0:
+            assert int(result.actions[0]) == int(root_q.argmax()), name
+
+
+def test_return_lambda_of_one_is_the_official_score_and_outside_zero_one_is_refused(fixtures) -> None:
+    model, cases, tensors = fixtures
+    name = "phoenix_K4_H3_ctx2"
+    options = BeamSearch(4, 3, return_lambda=1.0)
+    result = plan(model, [tensors[f"{name}/context_tokens"][0]], torch.tensor([cases[name]["env"]]), options, trace=True)
+    check_case(name, cases[name], tensors, result.actions[0], result.root_q[0], result.traces[0])
+    assert options.describe() == "beam search K=4 H=3"
+    assert BeamSearch(4, 3, return_lambda=0.5).describe() == "beam search K=4 H=3 λ=0.5"
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="return lambda"):
+            BeamSearch(2, 2, return_lambda=bad).validate()

@@ -7,6 +7,7 @@ A YAML section of these keys, read by the strict loader (jowa.config: unknown ke
     planner: beam           # beam, greedy or mcts (jowa.planning.registry.PLANNERS)
     horizon: 2              # H of the planner; 0 = greedy on Q
     beam_width: 2           # K of the beam search
+    return_lambda: 1.0      # beam search's λ-return score (ours; 1 = the official score, 0 = greedy's)
     simulations: null       # MCTS simulations per decision (null: 20, the official script's)
     context: 6              # blocks of real history the agent keeps
     num_envs: 16            # environments played at once
@@ -39,6 +40,7 @@ class EvalConfig:
     planner: str = "beam"
     horizon: int = 2  # 0 = greedy
     beam_width: int = 2
+    return_lambda: float = 1.0
     simulations: int | None = None
     context: int = 6
     num_envs: int = 16
@@ -64,4 +66,5 @@ def resolve(config: EvalConfig, games: list[str]) -> EvaluationSettings:
         games, config.episodes, config.protocol, config.beam_width, config.horizon, config.context,
         config.num_envs, greedy=config.horizon == 0, settings_file=settings_path(config.settings), seed=config.seed,
         max_episode_steps=config.max_episode_steps, planner=config.planner, simulations=config.simulations,
+        return_lambda=config.return_lambda,
     )

@@ -46,12 +46,15 @@ class EvaluationSettings:
     seed: int = 0
     planner: str = "beam"  # a name of jowa.planning.registry.PLANNERS; horizon 0 is always greedy
     simulations: int | None = None  # MCTS (None: its default)
+    return_lambda: float = 1.0  # beam search's λ-return score (jowa.planning.beam_search; 1 = official)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["planner"] = PLANNER_LABELS.get(self.planner, self.planner)
         if self.planner != "mcts":  # beam search and greedy records stay as before the planner seam
             out.pop("simulations")
+        if self.return_lambda == 1.0:  # official-score records stay as before the option
+            out.pop("return_lambda")
         return out
 
     def label(self) -> str:
@@ -62,13 +65,15 @@ class EvaluationSettings:
             from jowa.planning.mcts import DEFAULT_SIMULATIONS
 
             return f"MCTS H={self.horizon} simulations={self.simulations or DEFAULT_SIMULATIONS}"
-        return f"{PLANNER_LABELS.get(self.planner, self.planner)} H={self.horizon}"
+        mixed = f" λ={self.return_lambda:g}" if self.return_lambda != 1.0 else ""
+        return f"{PLANNER_LABELS.get(self.planner, self.planner)} H={self.horizon}{mixed}"
 
 
 def resolve_settings(
     games: list[str], episodes: int, protocol: str, beam_width: int, horizon: int, context: int,
     num_envs: int, greedy: bool = False, settings_file: str | Path | None = None, seed: int = 0,
     max_episode_steps: int | None = None, planner: str = "beam", simulations: int | None = None,
+    return_lambda: float = 1.0,
 ) -> EvaluationSettings:
     """Command-line values, overridden per game by a settings file (docs/official_jowa.md §8.4 tables); fails early on bad input."""
     from jowa.planning.planner import check_context, check_horizon
@@ -78,6 +83,8 @@ def resolve_settings(
         raise ValueError(f"unknown planner {planner!r}; choose from {sorted(PLANNERS)}")
     if simulations is not None and simulations < 1:
         raise ValueError(f"simulations must be >= 1, got {simulations}")
+    if not 0.0 <= return_lambda <= 1.0:
+        raise ValueError(f"return lambda must be in [0, 1], got {return_lambda}")
     games = [check_game(g) for g in games]
     if not games:
         raise ValueError("no games to evaluate")
@@ -91,8 +98,10 @@ def resolve_settings(
         file_horizon, table = read_settings_file(path)
         horizon = horizon if file_horizon is None else file_horizon
     greedy = greedy or planner == "greedy" or (planner == "beam" and horizon == 0)
-    if greedy:
-        horizon, planner = 0, "greedy"
+    if greedy:  # no look-ahead, so no score to mix: greedy is already the λ = 0 end
+        horizon, planner, return_lambda = 0, "greedy", 1.0
+    if return_lambda != 1.0 and planner != "beam":
+        raise ValueError(f"return lambda {return_lambda:g} is beam search's score; the {planner} planner has none")
     check_horizon(horizon, MAX_BLOCKS, minimum=1 if planner == "mcts" else 0)
     per_game = {}
     for game in games:
@@ -114,7 +123,8 @@ def resolve_settings(
         chosen = replace(chosen, name=f"{chosen.name} (capped at {max_episode_steps} steps)",
                          max_episode_steps=max_episode_steps,
                          description=f"{chosen.description}; here capped at {max_episode_steps} agent steps")
-    return EvaluationSettings(games, episodes, chosen, horizon, per_game, num_envs, seed, planner, simulations)
+    return EvaluationSettings(games, episodes, chosen, horizon, per_game, num_envs, seed, planner, simulations,
+                              return_lambda)
 
 
 def load_run(run: str | Path, device: torch.device):
@@ -135,7 +145,8 @@ def agent_actor_factory(model, tokenizer, settings: EvaluationSettings):
     from jowa.planning.registry import make_planner
 
     # Each game's K reaches the planner per environment (`widths`), so the planner holds only H and its own options.
-    planner = make_planner(settings.planner, PlannerSettings(settings.horizon, simulations=settings.simulations))
+    planner = make_planner(settings.planner, PlannerSettings(settings.horizon, simulations=settings.simulations,
+                                                             return_lambda=settings.return_lambda))
 
     def make(slot_games: list[str]) -> AgentActor:
         tasks = torch.tensor([task_id(g) for g in slot_games])

@@ -38,10 +38,17 @@ class BeamSearch:
     # share little; the two caches measured within noise there (BENCHMARKS.md, E = 1), and the plain one
     # is the baseline's, so a lone environment is never slower than it.
     shared_prefix: bool | None = None
+    # λ of a λ-return over the path's n-step estimates (ours, docs/diagnosis.md "A λ-return score"):
+    # G_n = Σ_{t≤n} γ^(t−1) r̂_t + γ^n Q(ŝ_n, a_(n+1)) for n < d (G_0 = Q(s, a_1)), and the node's own
+    # G_d bootstraps from max Q(ŝ_d); a depth-d node scores (1 − λ) Σ_{n<d} λ^n G_n + λ^d G_d.
+    # 1 = the official score G_H; 0 = greedy's Q(s, a_1).
+    return_lambda: float = 1.0
 
     def validate(self, max_blocks: int = 8) -> None:
         if self.beam_width < 1:
             raise ValueError(f"beam width must be >= 1, got {self.beam_width}")
+        if not 0.0 <= self.return_lambda <= 1.0:
+            raise ValueError(f"return lambda must be in [0, 1], got {self.return_lambda}")
         check_horizon(self.horizon, max_blocks)
 
     def shares_prefix(self, num_envs: int) -> bool:
@@ -49,7 +56,10 @@ class BeamSearch:
         return self.shared_prefix if self.shared_prefix is not None else num_envs > 1
 
     def describe(self) -> str:
-        return "greedy" if self.horizon == 0 else f"beam search K={self.beam_width} H={self.horizon}"
+        if self.horizon == 0:
+            return "greedy"
+        mixed = f" λ={self.return_lambda:g}" if self.return_lambda != 1.0 else ""
+        return f"beam search K={self.beam_width} H={self.horizon}{mixed}"
 
     def decide(
         self, model: WorldActionModel, contexts: list[torch.Tensor], tasks: torch.Tensor,
@@ -64,7 +74,7 @@ class BeamSearch:
 
 
 def build(settings: PlannerSettings) -> BeamSearch:
-    return BeamSearch(beam_width=settings.beam_width, horizon=settings.horizon)
+    return BeamSearch(beam_width=settings.beam_width, horizon=settings.horizon, return_lambda=settings.return_lambda)
 
 
 @dataclass
@@ -140,6 +150,7 @@ def _plan_group(
     # The beam: one row per node, grouped by environment, best first within an environment.
     env = torch.arange(len(tokens), device=tokens.device)  # [R] environment of each row
     node_q, returns = root_q, torch.zeros(len(tokens), device=tokens.device)
+    mixed = torch.zeros(len(tokens), device=tokens.device)  # (1 − λ) Σ_{n<d} λ^n G_n of each row's path
     first_action = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
     absorbed = torch.zeros(len(tokens), dtype=torch.bool, device=tokens.device)
     node_ids = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
@@ -157,11 +168,20 @@ def _plan_group(
             value = torch.where(absorbed[parent] | step.ends, torch.zeros_like(value), value)
         child_returns = returns[parent] + options.gamma ** (depth - 1) * reward
         scores = child_returns + options.gamma ** depth * value
+        if options.return_lambda != 1.0:  # the official score stays bit-exact at λ = 1
+            lam = options.return_lambda
+            shorter = returns[parent] + options.gamma ** (depth - 1) * node_q[parent, action]  # G_(d−1)
+            if options.terminal_ends_path:
+                shorter = torch.where(absorbed[parent], returns[parent], shorter)
+            mixed = mixed[parent] + (1.0 - lam) * lam ** (depth - 1) * shorter
+            scores = mixed + lam ** depth * scores
         keep = _keep_best(child_env, scores, widths, len(tokens))
         child_ids = _number_children(child_env, next_id)
         if trace:
             _record(traces, child_env, node_ids[parent], action, step, scores, child_ids, keep)
         env, node_q, returns = child_env[keep], step.q_values[keep], child_returns[keep]
+        if options.return_lambda != 1.0:
+            mixed = mixed[keep]
         first_action = action[keep] if depth == 1 else first_action[parent][keep]
         if options.terminal_ends_path:
             absorbed = (absorbed[parent] | step.ends)[keep]

@@ -45,6 +45,7 @@ class PlannerSettings:
     horizon: int = 2  # H
     beam_width: int = 2  # K (beam search; MCTS's default simulation count K²(H−1)+K when simulations is None)
     simulations: int | None = None  # MCTS; None = the planner's default
+    return_lambda: float = 1.0  # beam search: λ of its λ-return score (1 = official; beam_search.BeamSearch)
 
 
 @runtime_checkable
