@@ -58,3 +58,8 @@ def test_a_changed_next_frame_opens_a_gap_and_bad_contexts_are_refused(model) ->
     assert m["imagined_real_abs_gap"] > 0 and not math.isnan(m["imagined_minus_root_q"])
     with pytest.raises(ValueError, match="context"):
         planning_measures(model, _batch(), context=8)
+
+
+def test_a_return_lambda_of_zero_plans_greedy_s_action(model) -> None:
+    m = planning_measures(model, _batch(), context=4, beam_width=4, return_lambda=0.0)
+    assert m["plan_matches_greedy"] == 1.0 and m["plan_matches_data"] == m["greedy_matches_data_here"]

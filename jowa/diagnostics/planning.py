@@ -32,9 +32,10 @@ def _top_share(actions: torch.Tensor) -> float:
 
 @torch.no_grad()
 def planning_measures(model: WorldActionModel, batch: Batch, context: int, beam_width: int = 2,
-                      gamma: float = 0.99) -> dict[str, float]:
-    """The one-step beam search (K = beam_width, H = 1) against greedy on each row of `batch` whose steps
-    0..context are real (the memory, then the real next frame). NaN measures when no row qualifies."""
+                      gamma: float = 0.99, return_lambda: float = 1.0) -> dict[str, float]:
+    """The one-step beam search (K = beam_width, H = 1, `return_lambda` its score's λ: jowa.planning.beam_search)
+    against greedy on each row of `batch` whose steps 0..context are real (the memory, then the real next
+    frame). NaN measures when no row qualifies."""
     if not 1 <= context < min(batch.num_steps, model.config.max_blocks):
         raise ValueError(f"context must be in [1, {min(batch.num_steps, model.config.max_blocks) - 1}], got {context}")
     rows = torch.nonzero(batch.mask_padding[:, context] & (batch.ends[:, :context] == 0).all(dim=1)).squeeze(-1)
@@ -42,7 +43,8 @@ def planning_measures(model: WorldActionModel, batch: Batch, context: int, beam_
         return {"plan_states": 0.0}
     tasks, valid = batch.tasks[rows], model.valid_actions(batch.tasks[rows])
     memories = _contexts(batch, rows, context)
-    result = plan(model, list(memories), tasks, BeamSearch(beam_width=beam_width, horizon=1), trace=True)
+    search = BeamSearch(beam_width=beam_width, horizon=1, return_lambda=return_lambda)
+    result = plan(model, list(memories), tasks, search, trace=True)
     greedy = result.root_q.argmax(dim=-1)
     data_action = batch.actions[rows, context - 1]
     # The real next frame: the memory, the data's action, the next observation, read at its o^35.
