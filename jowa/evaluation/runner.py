@@ -76,15 +76,13 @@ def resolve_settings(
     return_lambda: float = 1.0,
 ) -> EvaluationSettings:
     """Command-line values, overridden per game by a settings file (docs/official_jowa.md §8.4 tables); fails early on bad input."""
-    from jowa.planning.planner import check_context, check_horizon
-    from jowa.planning.registry import PLANNERS
+    from jowa.planning.planner import PlannerSettings, check_context, check_horizon
+    from jowa.planning.registry import PLANNERS, make_planner
 
     if planner not in PLANNERS:
         raise ValueError(f"unknown planner {planner!r}; choose from {sorted(PLANNERS)}")
     if simulations is not None and simulations < 1:
         raise ValueError(f"simulations must be >= 1, got {simulations}")
-    if not 0.0 <= return_lambda <= 1.0:
-        raise ValueError(f"return lambda must be in [0, 1], got {return_lambda}")
     games = [check_game(g) for g in games]
     if not games:
         raise ValueError("no games to evaluate")
@@ -100,9 +98,8 @@ def resolve_settings(
     greedy = greedy or planner == "greedy" or (planner == "beam" and horizon == 0)
     if greedy:  # no look-ahead, so no score to mix: greedy is already the λ = 0 end
         horizon, planner, return_lambda = 0, "greedy", 1.0
-    if return_lambda != 1.0 and planner != "beam":
-        raise ValueError(f"return lambda {return_lambda:g} is beam search's score; the {planner} planner has none")
     check_horizon(horizon, MAX_BLOCKS, minimum=1 if planner == "mcts" else 0)
+    make_planner(planner, PlannerSettings(horizon, return_lambda=return_lambda))  # its own options, checked early
     per_game = {}
     for game in games:
         entry = table.get(game, TableEntry())

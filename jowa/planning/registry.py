@@ -18,6 +18,9 @@ def make_planner(name: str, settings: PlannerSettings | None = None) -> Planner:
     """The planner `name` built from command-line / evaluation-config values, validated."""
     if name not in PLANNERS:
         raise ValueError(f"unknown planner {name!r}; choose from {sorted(PLANNERS)}")
-    planner = PLANNERS[name](settings or PlannerSettings())
+    settings = settings or PlannerSettings()
+    if settings.return_lambda != 1.0 and name != "beam":
+        raise ValueError(f"return lambda {settings.return_lambda:g} is beam search's score; the {name} planner has none")
+    planner = PLANNERS[name](settings)
     planner.validate()
     return planner

@@ -29,6 +29,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-H", "--horizon", type=int, default=1,
                         help="planner horizon (0 = greedy; default 1, the demo's and the study's evaluation setting)")
     parser.add_argument("--simulations", type=int, help="MCTS simulations per decision (default 20)")
+    parser.add_argument("--return-lambda", type=float, default=1.0,
+                        help="beam search's λ-return score (ours): 1 = the official score, 0 = greedy's")
     parser.add_argument("--context", type=int, default=6, help="blocks of real history in the model's memory")
     parser.add_argument("--sticky", type=float, default=0.0, help="sticky-action probability of the emulator")
     parser.add_argument("--max-fps", type=float, default=15.0, help="steps per second at most while running")
@@ -57,7 +59,7 @@ def planner_of(args: argparse.Namespace):
     from jowa.planning.registry import make_planner
 
     name = "greedy" if args.planner == "greedy" or (args.planner == "beam" and args.horizon == 0) else args.planner
-    return make_planner(name, PlannerSettings(args.horizon, args.beam_width, args.simulations))
+    return make_planner(name, PlannerSettings(args.horizon, args.beam_width, args.simulations, args.return_lambda))
 
 
 def check_options(args: argparse.Namespace) -> None:
