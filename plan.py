@@ -83,7 +83,8 @@ def _evaluate(args: argparse.Namespace, processes: Processes) -> int:
         config = EvalConfig(
             episodes=args.episodes, protocol=args.protocol, horizon=0 if args.greedy else args.horizon,
             planner="greedy" if args.greedy else args.planner, simulations=args.simulations,
-            beam_width=args.beam_width, return_lambda=args.return_lambda, context=args.context, num_envs=args.envs, max_episode_steps=args.max_steps,
+            beam_width=args.beam_width, return_lambda=args.return_lambda, context=args.context, num_envs=args.envs,
+            max_episode_steps=args.max_steps,
             seed=args.seed, settings=None if args.settings is None else str(args.settings),
             video_frames=args.video_frames if args.video else 0,
         )

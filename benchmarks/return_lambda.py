@@ -57,8 +57,8 @@ def logged_state_rows(model_run: Path, tokens: Path, games: list[str], settings:
 def returns_of(model_run: Path, games: list[str], settings: EvalConfig, lam: float, out: Path) -> dict[str, float]:
     from jowa.evaluation.runner import evaluate_run
 
-    resolved = resolve(replace(settings, return_lambda=lam, num_envs=min(settings.num_envs, settings.episodes * len(games))),
-                       games)
+    envs = min(settings.num_envs, settings.episodes * len(games))  # as the study's own evaluation
+    resolved = resolve(replace(settings, return_lambda=lam, num_envs=envs), games)
     report = evaluate_run(model_run, resolved, out, device="cpu", open_loop_segments=0, restart_other=True)
     played = json.loads((report / "report.json").read_text())["results"]["games"]
     return {g: row["mean"] for g, row in played.items()}
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes:
         settings = replace(settings, episodes=args.episodes)
     if settings.horizon != 1:
-        raise SystemExit(f"error: the logged-state measures are one-step (H = 1); the study planned with H = {settings.horizon}")
+        raise SystemExit("error: the logged-state measures are one-step (H = 1); "
+                         f"the study planned with H = {settings.horizon}")
     lambdas = [float(x) for x in args.lambdas.split(",")]
     sizes = args.sizes.split(",") if args.sizes else list(record["pretrain"]["sizes"])
     out_dir = args.study / "return_lambda"

@@ -6,7 +6,7 @@ import logging
 import signal
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +22,9 @@ from jowa.evaluation.settings_file import TableEntry, read_settings_file
 from jowa.games import FULL_ACTIONS, check_game, minimal_to_full, task_id
 from jowa.model_files import WEIGHTS_NAME, file_sha256, find_model_dir
 from jowa.training.signals import StopRequest
+
+if TYPE_CHECKING:
+    from jowa.planning.planner import PlannerSettings
 
 log = logging.getLogger(__name__)
 MAX_BLOCKS = 8
@@ -65,8 +68,15 @@ class EvaluationSettings:
             from jowa.planning.mcts import DEFAULT_SIMULATIONS
 
             return f"MCTS H={self.horizon} simulations={self.simulations or DEFAULT_SIMULATIONS}"
-        mixed = f" λ={self.return_lambda:g}" if self.return_lambda != 1.0 else ""
-        return f"{PLANNER_LABELS.get(self.planner, self.planner)} H={self.horizon}{mixed}"
+        from jowa.planning.beam_search import lambda_suffix
+
+        return f"{PLANNER_LABELS.get(self.planner, self.planner)} H={self.horizon}{lambda_suffix(self.return_lambda)}"
+
+    def planner_settings(self) -> PlannerSettings:
+        """The planner's own options (each game's K reaches it per environment, as `widths`)."""
+        from jowa.planning.planner import PlannerSettings
+
+        return PlannerSettings(self.horizon, simulations=self.simulations, return_lambda=self.return_lambda)
 
 
 def resolve_settings(
@@ -76,7 +86,7 @@ def resolve_settings(
     return_lambda: float = 1.0,
 ) -> EvaluationSettings:
     """Command-line values, overridden per game by a settings file (docs/official_jowa.md §8.4 tables); fails early on bad input."""
-    from jowa.planning.planner import PlannerSettings, check_context, check_horizon
+    from jowa.planning.planner import check_context, check_horizon
     from jowa.planning.registry import PLANNERS, make_planner
 
     if planner not in PLANNERS:
@@ -99,7 +109,6 @@ def resolve_settings(
     if greedy:  # no look-ahead, so no score to mix: greedy is already the λ = 0 end
         horizon, planner, return_lambda = 0, "greedy", 1.0
     check_horizon(horizon, MAX_BLOCKS, minimum=1 if planner == "mcts" else 0)
-    make_planner(planner, PlannerSettings(horizon, return_lambda=return_lambda))  # its own options, checked early
     per_game = {}
     for game in games:
         entry = table.get(game, TableEntry())
@@ -120,8 +129,10 @@ def resolve_settings(
         chosen = replace(chosen, name=f"{chosen.name} (capped at {max_episode_steps} steps)",
                          max_episode_steps=max_episode_steps,
                          description=f"{chosen.description}; here capped at {max_episode_steps} agent steps")
-    return EvaluationSettings(games, episodes, chosen, horizon, per_game, num_envs, seed, planner, simulations,
-                              return_lambda)
+    settings = EvaluationSettings(games, episodes, chosen, horizon, per_game, num_envs, seed, planner, simulations,
+                                  return_lambda)
+    make_planner(planner, settings.planner_settings())  # the planner's own checks, before any model is loaded
+    return settings
 
 
 def load_run(run: str | Path, device: torch.device):
@@ -138,12 +149,9 @@ def load_run(run: str | Path, device: torch.device):
 
 def agent_actor_factory(model, tokenizer, settings: EvaluationSettings):
     from jowa.planning.agent import Agent
-    from jowa.planning.planner import PlannerSettings
     from jowa.planning.registry import make_planner
 
-    # Each game's K reaches the planner per environment (`widths`), so the planner holds only H and its own options.
-    planner = make_planner(settings.planner, PlannerSettings(settings.horizon, simulations=settings.simulations,
-                                                             return_lambda=settings.return_lambda))
+    planner = make_planner(settings.planner, settings.planner_settings())
 
     def make(slot_games: list[str]) -> AgentActor:
         tasks = torch.tensor([task_id(g) for g in slot_games])

@@ -58,8 +58,7 @@ class BeamSearch:
     def describe(self) -> str:
         if self.horizon == 0:
             return "greedy"
-        mixed = f" λ={self.return_lambda:g}" if self.return_lambda != 1.0 else ""
-        return f"beam search K={self.beam_width} H={self.horizon}{mixed}"
+        return f"beam search K={self.beam_width} H={self.horizon}{lambda_suffix(self.return_lambda)}"
 
     def decide(
         self, model: WorldActionModel, contexts: list[torch.Tensor], tasks: torch.Tensor,
@@ -71,6 +70,11 @@ class BeamSearch:
         trees = [search_tree(result, e, self.describe()) for e in range(len(contexts))]
         paths = [best_path(traces, self.horizon) for traces in result.traces]
         return Decision(result.actions, result.root_q, trees, paths, result)
+
+
+def lambda_suffix(return_lambda: float) -> str:
+    """How labels name a λ-return score: nothing for the official λ = 1."""
+    return f" λ={return_lambda:g}" if return_lambda != 1.0 else ""
 
 
 def build(settings: PlannerSettings) -> BeamSearch:

@@ -20,7 +20,8 @@ def make_planner(name: str, settings: PlannerSettings | None = None) -> Planner:
         raise ValueError(f"unknown planner {name!r}; choose from {sorted(PLANNERS)}")
     settings = settings or PlannerSettings()
     if settings.return_lambda != 1.0 and name != "beam":
-        raise ValueError(f"return lambda {settings.return_lambda:g} is beam search's score; the {name} planner has none")
+        raise ValueError(f"return lambda {settings.return_lambda:g} is beam search's score; "
+                         f"the {name} planner has none")
     planner = PLANNERS[name](settings)
     planner.validate()
     return planner
