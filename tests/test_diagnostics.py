@@ -19,6 +19,7 @@ from jowa.diagnostics import (
 )
 from jowa.diagnostics.held import episode_windows, held_episodes
 from jowa.model.world_model import WorldActionModel, WorldModelOutput
+from jowa.objective import interleave
 
 
 def moving_square(steps: int, size: int = 6, level: int = 200) -> np.ndarray:
@@ -237,6 +238,13 @@ def test_verdicts_follow_the_numbers() -> None:
     reads = {**good, "greedy_matches_data": 0.91, "most_common_action_share": 0.64, "greedy_top_action_share": 0.6}
     assert ("greedy action is the data's on 91 % of the steps, above the 64 % of always playing the data's most "
             "common action, and it plays one action on 60 % of them") in critic_verdict(reads)
+    copies = {**reads, "data_repeats_previous": 0.8, "greedy_follows_swap": 0.7, "greedy_kept_under_swap": 0.2}
+    assert ("the data repeat their previous action on 80 % of the steps, and with the context's actions swapped "
+            "greedy names the new previous action on 70 % and keeps its own choice on 20 %: it copies the previous "
+            "action more than it reads the screen") in critic_verdict(copies)
+    screen = {**copies, "greedy_follows_swap": 0.1, "greedy_kept_under_swap": 0.9}
+    assert "it reads the screen more than it copies the previous action" in critic_verdict(screen)
+    assert "swapped" not in critic_verdict(reads)  # no copy measures, no clause
     blind = {**reads, "greedy_matches_data": 0.5, "greedy_top_action_share": 1.0}
     assert "on 50 % of the steps, no better than the 64 %" in critic_verdict(blind)
     assert "greedy action" not in critic_verdict(good)  # not measured: not said
@@ -352,3 +360,65 @@ def test_behaviour_action_measures_tell_a_decisive_policy_from_a_uniform_one() -
     m = action_measures(uniform, logged, to_full)
     assert m["greedy_equals_logged"] == pytest.approx(1 / 6)  # argmax of ties: minimal action 0 = full 0
     assert m["mean_entropy_over_uniform"] == pytest.approx(1.0)
+
+
+class _OneActionCritic(torch.nn.Module):
+    """Q = 1 for one action a step and 0 for the rest: the context's previous action token (`copies`), or the
+    valid action the frame's first token names (a critic that reads the screen)."""
+
+    def __init__(self, copies: bool) -> None:
+        super().__init__()
+        from jowa.games import action_masks
+
+        self.copies = copies
+        self.register_buffer("atoms", torch.tensor([0.0, 1.0]))
+        self.register_buffer("masks", action_masks())
+
+    def valid_actions(self, tasks: torch.Tensor) -> torch.Tensor:
+        return self.masks.index_select(0, tasks)
+
+    def forward(self, tokens: torch.Tensor, tasks: torch.Tensor, with_target: bool = False):
+        from types import SimpleNamespace
+
+        blocks = tokens.unflatten(1, (-1, 37))  # [B, T, 36 observation tokens + 1 action]
+        if self.copies:
+            choice = torch.cat([blocks[:, :1, 36], blocks[:, :-1, 36]], dim=1)
+        else:
+            valid = [torch.nonzero(row).squeeze(-1) for row in self.valid_actions(tasks)]
+            choice = torch.stack([v[blocks[i, :, 0] % len(v)] for i, v in enumerate(valid)])
+        one = torch.nn.functional.one_hot(choice, 18).float()
+        probabilities = torch.stack([1 - one, one], dim=-1).clamp_min(1e-6)  # [B, T, 18, 2 atoms]
+        return SimpleNamespace(logits_q=probabilities.log().flatten(-2)[None])
+
+
+@pytest.mark.parametrize("copies", [True, False])
+def test_copy_measures_tell_a_critic_that_copies_the_previous_action_from_one_that_reads_the_screen(copies) -> None:
+    from jowa.diagnostics.critic import copy_measures
+    from jowa.model.distributional import q_values
+
+    tokens = static_tokens()
+    tokens[:, :, 0] = torch.tensor([[0, 1, 2, 3], [4, 3, 1, 0]])  # the screen names a different action each step
+    batch = make_batch(tokens, torch.ones(2, 4, dtype=torch.bool), actions=torch.tensor([[1, 1, 1, 3], [0, 0, 3, 3]]))
+    critic = _OneActionCritic(copies)
+    q = q_values(critic(interleave(batch.observations, batch.actions), batch.tasks).logits_q, critic.atoms)
+    m = copy_measures(critic, batch, q)
+    assert m["data_repeats_previous"] == pytest.approx(4 / 6)  # two repeats in each row's three steps after the first
+    if copies:
+        assert m["greedy_matches_previous"] == 1 and m["greedy_follows_swap"] == 1
+        assert m["greedy_kept_under_swap"] == 0  # every swapped action differs from the one it replaced
+    else:
+        assert m["greedy_kept_under_swap"] == 1 and m["greedy_follows_swap"] < 1
+        # Breakout's greedy names FIRE, RIGHT, LEFT after 1, 1, 1; Pong's RIGHT, FIRE, NOOP after 0, 0, 3
+        assert m["greedy_matches_previous"] == pytest.approx(1 / 6)
+
+
+def test_swapped_actions_are_other_valid_actions_of_the_game() -> None:
+    from jowa.diagnostics.critic import swapped_actions
+    from jowa.games import action_masks
+
+    valid = action_masks()[torch.tensor([13, 39])]
+    actions = torch.tensor([[0, 1, 3, 4] * 25, [0, 1, 3, 4, 11, 12] * 16 + [0] * 4])
+    swapped = swapped_actions(actions, valid, torch.Generator().manual_seed(0))
+    assert (swapped != actions).all()
+    assert valid.gather(1, swapped).all()
+    assert set(swapped[0].tolist()) == {0, 1, 3, 4}  # every other valid action drawn

@@ -64,7 +64,22 @@ def _actions_clause(m: Mapping[str, float]) -> str:
     how = ("above" if match > common + ACTION_MARGIN else "no better than" if match <= common else "barely above")
     text = (f"; its greedy action is the data's on {100 * match:.0f} % of the steps, {how} the {100 * common:.0f} % "
             "of always playing the data's most common action")
-    return text + (f", and it plays one action on {100 * top:.0f} % of them" if not math.isnan(top) else "")
+    text += f", and it plays one action on {100 * top:.0f} % of them" if not math.isnan(top) else ""
+    return text + _copy_clause(m)
+
+
+def _copy_clause(m: Mapping[str, float]) -> str:
+    """Does greedy read the screen or name the previous action of its context (which in its own episodes is
+    its own)? From `copy_measures`: with the context's actions swapped, one that copies follows the swap."""
+    repeat, follows, kept = (m.get(k, math.nan) for k in ("data_repeats_previous", "greedy_follows_swap",
+                                                          "greedy_kept_under_swap"))
+    if math.isnan(follows):
+        return ""
+    how = ("it copies the previous action more than it reads the screen" if follows > kept
+           else "it reads the screen more than it copies the previous action")
+    return (f"; the data repeat their previous action on {100 * repeat:.0f} % of the steps, and with the "
+            f"context's actions swapped greedy names the new previous action on {100 * follows:.0f} % and keeps "
+            f"its own choice on {100 * kept:.0f} %: {how}")
 
 
 def critic_verdict(m: Mapping[str, float]) -> str:
