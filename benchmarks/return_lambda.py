@@ -15,7 +15,6 @@ A learning experiment, not a speed benchmark: run_all.py does not run it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -27,7 +26,8 @@ import torch  # noqa: E402
 
 from benchmarks.common import cpu_label  # noqa: E402
 from jowa.atomic import write_json  # noqa: E402
-from jowa.evaluation.config import EvalConfig, resolve  # noqa: E402
+from benchmarks.study_models import played, study_record, study_settings  # noqa: E402
+from jowa.evaluation.config import EvalConfig  # noqa: E402
 
 
 def logged_state_rows(model_run: Path, tokens: Path, games: list[str], settings: EvalConfig,
@@ -55,13 +55,7 @@ def logged_state_rows(model_run: Path, tokens: Path, games: list[str], settings:
 
 
 def returns_of(model_run: Path, games: list[str], settings: EvalConfig, lam: float, out: Path) -> dict[str, float]:
-    from jowa.evaluation.runner import evaluate_run
-
-    envs = min(settings.num_envs, settings.episodes * len(games))  # as the study's own evaluation
-    resolved = resolve(replace(settings, return_lambda=lam, num_envs=envs), games)
-    report = evaluate_run(model_run, resolved, out, device="cpu", open_loop_segments=0, restart_other=True)
-    played = json.loads((report / "report.json").read_text())["results"]["games"]
-    return {g: row["mean"] for g, row in played.items()}
+    return {g: row["mean"] for g, row in played(model_run, games, replace(settings, return_lambda=lam), out).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,11 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="comma-separated (default: the study's sizes)")
     parser.add_argument("--episodes", type=int, help="per game (default: the study's)")
     args = parser.parse_args(argv)
-    record = json.loads((args.study / "study.json").read_text())["config"]
-    games, seed = record["games"], record["seed"]
-    settings = replace(EvalConfig(**record["evaluation"]), seed=seed)
-    if args.episodes:
-        settings = replace(settings, episodes=args.episodes)
+    record = study_record(args.study)
+    games, settings = record["games"], study_settings(record, args.episodes)
     if settings.horizon != 1:
         raise SystemExit("error: the logged-state measures are one-step (H = 1); "
                          f"the study planned with H = {settings.horizon}")
