@@ -21,7 +21,8 @@ TRAINING_KEYS = {
     "tokenizer": ("l1_all", "l1_foreground", "background_l1_foreground", "l1_changed", "background_l1_changed",
                   "code_usage", "code_perplexity"),
     "world": ("token_accuracy", "copy_token_accuracy", "changed_token_accuracy", "rewarded_accuracy",
-              "td_loss", "td_target_entropy", "uniform_td_loss", "q_spread", "q_return_correlation"),
+              "td_loss", "td_target_entropy", "uniform_td_loss", "q_spread", "q_return_correlation",
+              "greedy_matches_data", "data_repeats_previous", "greedy_follows_swap"),
 }
 
 
