@@ -346,6 +346,14 @@ def test_action_agreement_counts_the_valid_argmax_against_the_data() -> None:
     assert m["greedy_top_action_share"] == 1  # action 2 on every real step: one action whatever the screen
 
 
+def test_repeat_share_counts_repeats_within_episodes_only() -> None:
+    from jowa.diagnostics.behaviour_actions import repeat_share
+
+    # 2 repeats of 3 pairs, then 0 of 1; the boundary between the episodes (2 → 2) is not a pair
+    assert repeat_share([np.array([1, 1, 1, 2]), np.array([2, 0]), np.array([5])]) == pytest.approx(2 / 4)
+    assert math.isnan(repeat_share([np.array([3])]))
+
+
 def test_behaviour_action_measures_tell_a_decisive_policy_from_a_uniform_one() -> None:
     from jowa.diagnostics.behaviour_actions import action_measures
 

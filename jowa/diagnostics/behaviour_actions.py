@@ -40,6 +40,14 @@ def action_measures(probabilities: np.ndarray, logged: np.ndarray, to_full: np.n
     }
 
 
+def repeat_share(episodes: list[np.ndarray]) -> float:
+    """Logged actions of whole episodes (or their first steps) → how often a step repeats the step before it.
+    Far above the most common action's share, the previous action predicts the next one: a model that sees the
+    actions before (the world model's context) can agree with the data by copying them."""
+    pairs = [(a[1:] == a[:-1]) for a in episodes if len(a) > 1]
+    return float(np.concatenate(pairs).mean()) if pairs else float("nan")
+
+
 def agent_probabilities(policy: BehaviourPolicy, frames: np.ndarray) -> np.ndarray:
     """The agent on one episode's frames [n, 84, 84] (4 stacked, the first repeated, as it played) -> [n, A]."""
     stacks = np.stack([frames[np.clip(np.arange(t - STACK + 1, t + 1), 0, None)] for t in range(len(frames))])
@@ -63,7 +71,8 @@ def measure_run(root: Path, game: str, run: str, last_fraction: float, max_steps
     if not logged:
         raise ValueError(f"{root / game / run}: no complete episode in the last {last_fraction:.0%} of the run")
     to_full = np.asarray(minimal_to_full(game), dtype=np.int64)
-    return action_measures(np.concatenate(probabilities), np.concatenate(logged), to_full)
+    return {**action_measures(np.concatenate(probabilities), np.concatenate(logged), to_full),
+            "logged_repeats_previous": repeat_share(logged)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,12 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     results = {}
     print("| game | steps | final agent's greedy = logged action | most common action's share | "
-          "mean max probability (uniform) | mean entropy / ln A |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "mean max probability (uniform) | mean entropy / ln A | logged action repeats the one before |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for game in args.games.split(","):
         m = results[game] = measure_run(args.behaviour, game, args.run, args.last_fraction, args.steps)
         print(f"| {game} | {m['steps']} | {m['greedy_equals_logged']:.3f} | {m['most_common_action_share']:.3f} | "
-              f"{m['mean_max_probability']:.3f} ({m['uniform_probability']:.3f}) | {m['mean_entropy_over_uniform']:.3f} |",
+              f"{m['mean_max_probability']:.3f} ({m['uniform_probability']:.3f}) | {m['mean_entropy_over_uniform']:.3f} | "
+              f"{m['logged_repeats_previous']:.3f} |",
               flush=True)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
