@@ -146,3 +146,24 @@ def test_tokenizer_benchmark_frames_are_structured_and_convert_alike_on_host_and
     # CUDA computes k/255 as k·(1/255): the chosen levels give the host's bits either way.
     levels = np.array(tokenizer_encode.GREY_LEVELS, np.float32)
     assert np.array_equal(levels / np.float32(255), levels * (np.float32(1) / np.float32(255)))
+
+
+def test_critic_context_reads_the_study_reports_and_tabulates_every_setting(tmp_path: Path) -> None:
+    import json
+
+    from benchmarks import critic_context
+    from benchmarks.study_models import report_returns
+
+    report = tmp_path / "report.json"
+    meta = {"top_action": "FIRE", "top_action_share": 0.84, "context": 1}
+    report.write_text(json.dumps({"results": {"games": {"Assault": {"mean": 29.4, "metadata": meta}}}}))
+    played = report_returns(report)
+    assert played == {"Assault": {"mean": 29.4, "top_action": "FIRE", "top_action_share": 0.84}}
+    held = {"Assault": {"greedy_matches_data": 0.7, "data_repeats_previous": 0.8, "greedy_follows_swap": 0.64,
+                        "greedy_kept_under_swap": 0.14}}
+    results = {"machine": "test", "sizes": {"tiny": {
+        "1": {"held": held, "returns": {"greedy": played, "plan": {"Assault": {**played["Assault"], "mean": 321.6}}}},
+        "6": {"held": held, "returns": {"greedy": {}, "plan": played}}}}}
+    rows = [line for line in critic_context.markdown(results, ["Assault"]).splitlines() if line.startswith("| tiny")]
+    assert rows == ["| tiny | 1 | Assault | 70 % (80 %) | 64 % / 14 % | 29.4 (FIRE 84 %) | 321.6 (FIRE 84 %) |",
+                    "| tiny | 6 | Assault | 70 % (80 %) | 64 % / 14 % | – | 29.4 (FIRE 84 %) |"]
