@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from benchmarks.common import cpu_label  # noqa: E402
 from benchmarks.study_models import played, report_returns, study_record, study_settings  # noqa: E402
 from jowa.atomic import write_json  # noqa: E402
+from jowa.evaluation.config import EvalConfig  # noqa: E402
 
 HELD_KEYS = ("greedy_matches_data", "most_common_action_share", "data_repeats_previous", "greedy_follows_swap",
              "greedy_kept_under_swap", "plan_matches_greedy", "greedy_matches_data_here", "greedy_top_action_share_here")
@@ -48,7 +49,7 @@ def held_rows(study: Path, size: str, games: list[str], context: int, beam_width
     return {r["game"]: {k: r[k] for k in HELD_KEYS if k in r} for r in rows}
 
 
-def returns_at(study: Path, size: str, games: list[str], settings, context: int, out: Path,
+def returns_at(study: Path, size: str, games: list[str], settings: EvalConfig, context: int, out: Path,
                reuse: bool) -> dict[str, Any]:
     """{"greedy": ..., "plan": ...} game → mean return and top action share, with `context` blocks (`reuse`: the
     study's own reports stand for its own context)."""

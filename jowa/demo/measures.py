@@ -47,9 +47,6 @@ def world_rows(out: Path, config: DemoConfig) -> list[dict[str, Any]]:
     return report_rows.world_rows(model_dir, out / "pretrain" / "tokens", config.games, planning=planning)
 
 
-nan = float("nan")
-
-
 def _f(x: float, digits: int = 3) -> str:
     return "–" if x != x else f"{x:.{digits}f}"
 
@@ -102,8 +99,10 @@ def world_lines(rows: list[Mapping[str, Any]]) -> list[str]:
                      f"{_p(r['majority_rewarded_accuracy'])} | {_f(r['td_loss'])} / {_f(r['td_target_entropy'])} / "
                      f"{_f(r['uniform_td_loss'])} | "
                      f"{_f(r['q_spread'])} | {_f(r.get('q_return_correlation', float('nan')), 2)}, "
-                     f"{_f(r.get('q_return_mean_error', float('nan')))} | {_p(r.get('data_repeats_previous', nan))} / "
-                     f"{_p(r.get('greedy_follows_swap', nan))} / {_p(r.get('greedy_kept_under_swap', nan))} |")
+                     f"{_f(r.get('q_return_mean_error', float('nan')))} | "
+                     f"{_p(r.get('data_repeats_previous', float('nan')))} / "
+                     f"{_p(r.get('greedy_follows_swap', float('nan')))} / "
+                     f"{_p(r.get('greedy_kept_under_swap', float('nan')))} |")
     lines.append("")
     lines += [f"- **{r['game']}**: {world_verdict(r)} {critic_verdict(r)}" for r in rows]
     return lines + planning_lines(rows)

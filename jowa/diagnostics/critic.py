@@ -5,6 +5,7 @@ tracks the discounted returns actually observed until the episodes end."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -14,7 +15,6 @@ from jowa.losses import c51_cross_entropy, td_prediction, td_rows, td_target
 from jowa.model.distributional import q_values
 from jowa.model.world_model import WorldActionModel, WorldModelOutput
 from jowa.diagnostics.world import eval_forward
-from jowa.objective import interleave
 
 
 def uniform_td_loss(num_atoms: int) -> float:
@@ -97,14 +97,7 @@ def copy_measures(model: WorldActionModel, batch: Batch, q: torch.Tensor, seed: 
                                       "greedy_follows_swap", "greedy_kept_under_swap")}
     greedy, actions = _greedy(q, valid), batch.actions
     swapped = swapped_actions(actions, valid, torch.Generator().manual_seed(seed))
-    was_training = model.training
-    model.eval()
-    try:
-        q_swapped = q_values(model(interleave(batch.observations, swapped), batch.tasks, with_target=False).logits_q,
-                             model.atoms)
-    finally:
-        model.train(was_training)
-    greedy_swapped = _greedy(q_swapped, valid)
+    greedy_swapped = _greedy(q_values(eval_forward(model, replace(batch, actions=swapped)).logits_q, model.atoms), valid)
 
     def share(a: torch.Tensor, b: torch.Tensor) -> float:
         return float((a == b)[real].float().mean())
