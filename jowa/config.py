@@ -91,6 +91,7 @@ class WorldModelConfig:
 
 
 BOOTSTRAPS = ("max", "double", "data")  # CriticLossConfig.bootstrap
+CRITIC_HISTORIES = ("actions", "random")  # CriticLossConfig.critic_history
 
 
 @dataclass
@@ -106,6 +107,12 @@ class CriticLossConfig:
     #   data   — the action the data took there: the behaviour policy's value (SARSA, "one-step" offline RL;
     #            ours), which no max over noisy action values can drift upward (docs/diagnosis.md).
     bootstrap: str = "max"
+    # The action tokens the critic's Q rows read before their step:
+    #   actions — the data's, in the one forward pass the world model's losses share (official);
+    #   random  — each replaced by a uniformly random valid action, in a second forward pass for the critic
+    #             alone (ours): a logged action that repeats the one before on ~90 % of steps then tells the
+    #             critic nothing, so its Q must come from the screen (docs/diagnosis.md).
+    critic_history: str = "actions"
 
 
 @dataclass

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jowa.config import BOOTSTRAPS, CONFIG_DIR, CriticLossConfig, load_yaml
+from jowa.config import BOOTSTRAPS, CONFIG_DIR, CRITIC_HISTORIES, CriticLossConfig, load_yaml
 from jowa.evaluation.config import EvalConfig
 from jowa.training.config import SCHEDULES, CheckpointConfig, LoggingConfig
 
@@ -109,6 +109,8 @@ def validate(config: FinetuneConfig) -> None:
         (config.precision in ("auto", "fp32", "bf16"), f"precision {config.precision!r}: auto, fp32 or bf16"),
         (config.target_update_every > 0, "target_update_every must be > 0"),
         (config.loss.bootstrap in BOOTSTRAPS, f"loss.bootstrap {config.loss.bootstrap!r}: choose one of {BOOTSTRAPS}"),
+        (config.loss.critic_history in CRITIC_HISTORIES,
+         f"loss.critic_history {config.loss.critic_history!r}: choose one of {CRITIC_HISTORIES}"),
         (len(config.betas) == 2, "betas needs two values"),
         (d.transitions >= 1, "data.transitions must be >= 1"),
         (bool(SELECTION.match(d.select)),
