@@ -167,3 +167,38 @@ def test_critic_context_reads_the_study_reports_and_tabulates_every_setting(tmp_
     rows = [line for line in critic_context.markdown(results, ["Assault"]).splitlines() if line.startswith("| tiny")]
     assert rows == ["| tiny | 1 | Assault | 70 % (80 %) | 64 % / 14 % | 29.4 (FIRE 84 %) | 321.6 (FIRE 84 %) |",
                     "| tiny | 6 | Assault | 70 % (80 %) | 64 % / 14 % | – | 29.4 (FIRE 84 %) |"]
+
+
+def test_compare_studies_puts_each_study_in_its_own_column(tmp_path: Path) -> None:
+    import json
+
+    from benchmarks import compare_studies
+
+    def study(name: str, mean: float, follows: float, passed: bool) -> Path:
+        root = tmp_path / name
+        (root / "eval").mkdir(parents=True)
+        meta = {"top_action": "FIRE", "top_action_share": follows}
+        (root / "eval" / "report.json").write_text(
+            json.dumps({"results": {"games": {"Assault": {"mean": mean, "metadata": meta}}}}))
+        report = str(root / "eval" / "report.json")
+        stats = {"mean": mean, "se": 2.0}
+        (root / "results.json").write_text(json.dumps({
+            "config": {"games": ["Assault"]}, "sizes": ["tiny"],
+            "criteria": [{"criterion": "planning beats random", "passed": passed, "detail": f"{int(passed)} of 1"}],
+            "reports": {"evaluate:tiny": {"plan": report, "greedy": report}},
+            "games": {"Assault": {"tiny/plan": stats, "tiny/greedy": stats, "random": {"mean": 240.0, "se": 12.5}}},
+            "diagnostics": {"world": {"tiny": [{"game": "Assault", "greedy_matches_data": 0.7,
+                                                "greedy_follows_swap": follows, "greedy_kept_under_swap": 0.1}]}},
+            "heldout": {"pretrained/plan": stats, "random": {"mean": 261.25, "se": 26.4}},
+        }))
+        return root
+
+    text = compare_studies.markdown([study("a", 220.5, 0.72, False), study("b", 321.6, 0.3, True)], ["actions", "random"])
+    lines = text.splitlines()
+    assert "| planning beats random | not met: 0 of 1 | met: 1 of 1 |" in lines
+    assert "| Assault | tiny / plan | 220.5 ± 2.0 (FIRE 72 %) | 321.6 ± 2.0 (FIRE 30 %) |" in lines
+    assert "| Assault | random | 240.0 ± 12.5 | 240.0 ± 12.5 |" in lines
+    assert "| Assault | tiny | 70 % / 72 % / 10 % | 70 % / 30 % / 10 % |" in lines
+    assert "| scratch/plan | – | – |" in lines and "| random | 261.2 ± 26.4 | 261.2 ± 26.4 |" in lines
+    with pytest.raises(SystemExit, match="no results.json"):
+        compare_studies.load(tmp_path / "missing")
