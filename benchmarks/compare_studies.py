@@ -24,10 +24,15 @@ COPY_KEYS = ("greedy_matches_data", "greedy_follows_swap", "greedy_kept_under_sw
 
 
 def load(study: Path) -> dict[str, Any]:
+    """STUDY/results.json, its report paths moved under `study` (a committed copy keeps eval/<name>/report.json)."""
     path = study / "results.json"
     if not path.exists():
         raise SystemExit(f"{study}: no results.json (is the study finished?)")
-    return json.loads(path.read_text())
+    results = json.loads(path.read_text())
+    for stage in results["reports"].values():
+        for agent, report in stage.items():
+            stage[agent] = str(study / "eval" / Path(report).parent.name / "report.json")
+    return results
 
 
 def _cell(stats: dict[str, Any] | None) -> str:

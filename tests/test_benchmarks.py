@@ -176,11 +176,11 @@ def test_compare_studies_puts_each_study_in_its_own_column(tmp_path: Path) -> No
 
     def study(name: str, mean: float, follows: float, passed: bool) -> Path:
         root = tmp_path / name
-        (root / "eval").mkdir(parents=True)
+        (root / "eval" / "tiny_plan").mkdir(parents=True)
         meta = {"top_action": "FIRE", "top_action_share": follows}
-        (root / "eval" / "report.json").write_text(
+        (root / "eval" / "tiny_plan" / "report.json").write_text(
             json.dumps({"results": {"games": {"Assault": {"mean": mean, "metadata": meta}}}}))
-        report = str(root / "eval" / "report.json")
+        report = f"runs/elsewhere/{name}/eval/tiny_plan/report.json"  # where the study was run
         stats = {"mean": mean, "se": 2.0}
         (root / "results.json").write_text(json.dumps({
             "config": {"games": ["Assault"]}, "sizes": ["tiny"],
