@@ -113,6 +113,10 @@ class CriticLossConfig:
     #             alone (ours): a logged action that repeats the one before on ~90 % of steps then tells the
     #             critic nothing, so its Q must come from the screen (docs/diagnosis.md).
     critic_history: str = "actions"
+    # The reward CE's weight on the steps with a non-zero reward (signs −1 and +1), a weighted mean (ours; 1 is
+    # the official plain mean): 1–3 % of the logged steps are rewarded, and at weight 1 the head never
+    # predicts one (docs/diagnosis.md). Both phases read it.
+    rewarded_weight: float = 1.0
 
 
 @dataclass

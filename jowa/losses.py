@@ -55,18 +55,29 @@ def world_model_labels(
     return labels_obs.reshape(-1), labels_rewards.reshape(-1), labels_ends.reshape(-1)
 
 
+def reward_class_weights(rewarded_weight: float, device: torch.device) -> torch.Tensor | None:
+    """CE class weights for the reward signs −1, 0, +1: `rewarded_weight` on the two rewarded classes (ours);
+    None at 1, the official plain mean."""
+    if rewarded_weight == 1.0:
+        return None
+    return torch.tensor([rewarded_weight, 1.0, rewarded_weight], device=device)
+
+
 def world_model_losses(
     logits_observations: torch.Tensor, logits_rewards: torch.Tensor, logits_ends: torch.Tensor,
     obs_tokens: torch.Tensor, rewards: torch.Tensor, ends: torch.Tensor, mask_padding: torch.Tensor,
+    rewarded_weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean cross-entropies (obs, reward, end) over non-padded targets.
+    """Mean cross-entropies (obs, reward, end) over non-padded targets; the reward CE a weighted mean with
+    `rewarded_weight` on the rewarded steps (1 = official).
 
     logits_observations [B, T·K, V] (the last prediction has no label), logits_rewards [B, T, 3],
     logits_ends [B, T, 2].
     """
     labels_obs, labels_rewards, labels_ends = world_model_labels(obs_tokens, rewards, ends, mask_padding)
     loss_obs = F.cross_entropy(logits_observations[:, :-1].flatten(0, 1), labels_obs)
-    loss_rewards = F.cross_entropy(logits_rewards.flatten(0, 1), labels_rewards)
+    loss_rewards = F.cross_entropy(logits_rewards.flatten(0, 1), labels_rewards,
+                                   weight=reward_class_weights(rewarded_weight, logits_rewards.device))
     loss_ends = F.cross_entropy(logits_ends.flatten(0, 1), labels_ends)
     return loss_obs, loss_rewards, loss_ends
 

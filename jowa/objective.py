@@ -43,7 +43,7 @@ def compute_losses(
     r = batch.batch_size if supervised_rows is None else supervised_rows
     wm = world_model_losses(
         outputs.logits_observations[:r], outputs.logits_rewards[:r], outputs.logits_ends[:r],
-        batch.observations[:r], batch.rewards[:r], batch.ends[:r], batch.mask_padding[:r],
+        batch.observations[:r], batch.rewards[:r], batch.ends[:r], batch.mask_padding[:r], config.rewarded_weight,
     )
     if not critic:
         return stage1_total(*wm), outputs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 
 from jowa.config import CriticLossConfig, WorldModelConfig
 from jowa.data.batch import Batch
@@ -72,3 +73,17 @@ def test_random_history_trains_the_trunk_through_the_critic() -> None:
     terms.total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.head_q.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.transformer.parameters())
+
+
+def test_rewarded_weight_makes_the_reward_loss_a_weighted_mean() -> None:
+    net, batch = model(), segments()
+    with torch.no_grad():
+        official, _ = compute_losses(net, batch, False, CriticLossConfig())
+        weighted, outputs = compute_losses(net, batch, False, CriticLossConfig(rewarded_weight=10.0))
+    logits, labels = outputs.logits_rewards.flatten(0, 1), (batch.rewards.sign() + 1).long().flatten()
+    nll = -torch.log_softmax(logits, dim=-1).gather(1, labels[:, None]).squeeze(1)
+    weights = torch.where(labels == 1, 1.0, 10.0)
+    assert torch.equal(official.loss_rewards, F.cross_entropy(logits, labels))  # weight 1: the official plain mean
+    assert torch.allclose(official.loss_rewards, nll.mean())
+    assert torch.allclose(weighted.loss_rewards, (weights * nll).sum() / weights.sum())
+    assert torch.equal(weighted.loss_obs, official.loss_obs) and torch.equal(weighted.loss_ends, official.loss_ends)

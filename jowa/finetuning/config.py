@@ -111,6 +111,7 @@ def validate(config: FinetuneConfig) -> None:
         (config.loss.bootstrap in BOOTSTRAPS, f"loss.bootstrap {config.loss.bootstrap!r}: choose one of {BOOTSTRAPS}"),
         (config.loss.critic_history in CRITIC_HISTORIES,
          f"loss.critic_history {config.loss.critic_history!r}: choose one of {CRITIC_HISTORIES}"),
+        (config.loss.rewarded_weight > 0, f"loss.rewarded_weight {config.loss.rewarded_weight} must be > 0"),
         (len(config.betas) == 2, "betas needs two values"),
         (d.transitions >= 1, "data.transitions must be >= 1"),
         (bool(SELECTION.match(d.select)),

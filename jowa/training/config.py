@@ -159,6 +159,7 @@ def validate(config: TrainingConfig) -> None:
         (w.loss.bootstrap in BOOTSTRAPS, f"world.loss.bootstrap {w.loss.bootstrap!r}: choose one of {BOOTSTRAPS}"),
         (w.loss.critic_history in CRITIC_HISTORIES,
          f"world.loss.critic_history {w.loss.critic_history!r}: choose one of {CRITIC_HISTORIES}"),
+        (w.loss.rewarded_weight > 0, f"world.loss.rewarded_weight {w.loss.rewarded_weight} must be > 0"),
         (config.checkpoint.every > 0 and config.checkpoint.keep_last > 0, "checkpoint.every and keep_last must be > 0"),
         (config.logging.every > 0, "logging.every must be > 0"),
         (config.max_bad_steps > 0, "max_bad_steps must be > 0"),
