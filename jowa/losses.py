@@ -55,9 +55,10 @@ def world_model_labels(
     return labels_obs.reshape(-1), labels_rewards.reshape(-1), labels_ends.reshape(-1)
 
 
+@functools.lru_cache(maxsize=16)
 def reward_class_weights(rewarded_weight: float, device: torch.device) -> torch.Tensor | None:
     """CE class weights for the reward signs −1, 0, +1: `rewarded_weight` on the two rewarded classes (ours);
-    None at 1, the official plain mean."""
+    None at 1, the official plain mean. Made once per device, not copied to it on every step."""
     if rewarded_weight == 1.0:
         return None
     return torch.tensor([rewarded_weight, 1.0, rewarded_weight], device=device)
