@@ -119,6 +119,16 @@ class CriticLossConfig:
     rewarded_weight: float = 1.0
 
 
+def critic_loss_checks(loss: CriticLossConfig, prefix: str) -> list[tuple[bool, str]]:
+    """(ok, message) checks of a CriticLossConfig, each message naming its key under `prefix` (e.g. "world.loss.")."""
+    return [
+        (loss.bootstrap in BOOTSTRAPS, f"{prefix}bootstrap {loss.bootstrap!r}: choose one of {BOOTSTRAPS}"),
+        (loss.critic_history in CRITIC_HISTORIES,
+         f"{prefix}critic_history {loss.critic_history!r}: choose one of {CRITIC_HISTORIES}"),
+        (loss.rewarded_weight > 0, f"{prefix}rewarded_weight {loss.rewarded_weight} must be > 0"),
+    ]
+
+
 @dataclass
 class ModelSize:
     """A size preset: the tokenizer and the world-action model built together."""

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jowa.config import BOOTSTRAPS, CONFIG_DIR, CRITIC_HISTORIES, CriticLossConfig, load_yaml
+from jowa.config import CONFIG_DIR, CriticLossConfig, critic_loss_checks, load_yaml
 from jowa.evaluation.config import EvalConfig
 from jowa.training.config import SCHEDULES, CheckpointConfig, LoggingConfig
 
@@ -108,10 +108,7 @@ def validate(config: FinetuneConfig) -> None:
         (config.schedule in SCHEDULES, f"schedule {config.schedule!r}: choose one of {SCHEDULES}"),
         (config.precision in ("auto", "fp32", "bf16"), f"precision {config.precision!r}: auto, fp32 or bf16"),
         (config.target_update_every > 0, "target_update_every must be > 0"),
-        (config.loss.bootstrap in BOOTSTRAPS, f"loss.bootstrap {config.loss.bootstrap!r}: choose one of {BOOTSTRAPS}"),
-        (config.loss.critic_history in CRITIC_HISTORIES,
-         f"loss.critic_history {config.loss.critic_history!r}: choose one of {CRITIC_HISTORIES}"),
-        (config.loss.rewarded_weight > 0, f"loss.rewarded_weight {config.loss.rewarded_weight} must be > 0"),
+        *critic_loss_checks(config.loss, "loss."),
         (len(config.betas) == 2, "betas needs two values"),
         (d.transitions >= 1, "data.transitions must be >= 1"),
         (bool(SELECTION.match(d.select)),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jowa.config import BOOTSTRAPS, CONFIG_DIR, CRITIC_HISTORIES, CriticLossConfig, load_yaml
+from jowa.config import CONFIG_DIR, CriticLossConfig, critic_loss_checks, load_yaml
 from jowa.model.compile import COMPILE_MODES, compile_mode
 
 SCHEDULES: tuple[str, ...] = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -156,10 +156,7 @@ def validate(config: TrainingConfig) -> None:
         (w.steps >= 0 and t.steps >= 0, "steps must be >= 0"),
         (w.batch_size > 0 and t.batch_size > 0, "batch sizes must be > 0"),
         (w.target_update_every > 0, "world.target_update_every must be > 0"),
-        (w.loss.bootstrap in BOOTSTRAPS, f"world.loss.bootstrap {w.loss.bootstrap!r}: choose one of {BOOTSTRAPS}"),
-        (w.loss.critic_history in CRITIC_HISTORIES,
-         f"world.loss.critic_history {w.loss.critic_history!r}: choose one of {CRITIC_HISTORIES}"),
-        (w.loss.rewarded_weight > 0, f"world.loss.rewarded_weight {w.loss.rewarded_weight} must be > 0"),
+        *critic_loss_checks(w.loss, "world.loss."),
         (config.checkpoint.every > 0 and config.checkpoint.keep_last > 0, "checkpoint.every and keep_last must be > 0"),
         (config.logging.every > 0, "logging.every must be > 0"),
         (config.max_bad_steps > 0, "max_bad_steps must be > 0"),
