@@ -54,12 +54,15 @@ def verdicts(results: list[dict[str, Any]], names: list[str]) -> list[str]:
 def returns(results: list[dict[str, Any]], names: list[str]) -> list[str]:
     """Mean ± SE of each size's planning and greedy agents per game, with the top action's share of own play."""
     lines = ["| game | size / agent | " + " | ".join(names) + " |", "| --- | --- |" + " ---: |" * len(names)]
+    sizes, agents = results[0]["sizes"], ("plan", "greedy")
+    played = [{(size, agent): report_returns(Path(r["reports"][f"evaluate:{size}"][agent]))
+               for size in sizes for agent in agents} for r in results]  # each report read once
     for game in results[0]["config"]["games"]:
-        for size in results[0]["sizes"]:
-            for agent in ("plan", "greedy"):
+        for size in sizes:
+            for agent in agents:
                 cells = []
-                for r in results:
-                    top = report_returns(Path(r["reports"][f"evaluate:{size}"][agent]))[game]
+                for r, tops in zip(results, played):
+                    top = tops[(size, agent)][game]
                     cells.append(f"{_cell(r['games'][game].get(f'{size}/{agent}'))} "
                                  f"({top['top_action']} {_share(top['top_action_share'])})")
                 lines.append(f"| {game} | {size} / {agent} | " + " | ".join(cells) + " |")
