@@ -202,3 +202,17 @@ def test_compare_studies_puts_each_study_in_its_own_column(tmp_path: Path) -> No
     assert "| scratch/plan | – | – |" in lines and "| random | 261.2 ± 26.4 | 261.2 ± 26.4 |" in lines
     with pytest.raises(SystemExit, match="no results.json"):
         compare_studies.load(tmp_path / "missing")
+
+
+def test_game_headroom_plays_each_policy_and_names_the_actions_that_beat_random() -> None:
+    from benchmarks import game_headroom
+
+    held = game_headroom.episode_returns("Breakout", 0, episodes=2, cap=30, sticky=0.25, seed=0)
+    np.testing.assert_array_equal(held, [0.0, 0.0])  # NOOP never serves the ball
+    first = game_headroom.episode_returns("Breakout", None, episodes=3, cap=30, sticky=0.25, seed=0)
+    np.testing.assert_array_equal(first, game_headroom.episode_returns("Breakout", None, 3, 30, 0.25, 0))
+    assert first.shape == (3,) and np.isfinite(first).all()
+    row = {"game": "Breakout", "random": np.array([0.0, 1.0, 2.0]), "best": 1,
+           "best_returns": np.array([3.0, 3.0, 4.0]), "winning": [1], "actions": 4, "bar": 1.0 + 2 / np.sqrt(3)}
+    table = game_headroom.table([row], episodes=3, cap=30, sticky=0.25, minutes=0.1).to_markdown()
+    assert "| Breakout | 1.0 ± 2.5 | FIRE | 3.3 ± 1.4 | 1 of 4 (FIRE) | 2.2 |" in table
