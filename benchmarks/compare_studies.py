@@ -57,17 +57,23 @@ def returns(results: list[dict[str, Any]], names: list[str]) -> list[str]:
     sizes, agents = results[0]["sizes"], ("plan", "greedy")
     played = [{(size, agent): report_returns(Path(r["reports"][f"evaluate:{size}"][agent]))
                for size in sizes for agent in agents} for r in results]  # each report read once
-    for game in results[0]["config"]["games"]:
+    for game in all_games(results):
         for size in sizes:
             for agent in agents:
                 cells = []
                 for r, tops in zip(results, played):
-                    top = tops[(size, agent)][game]
-                    cells.append(f"{_cell(r['games'][game].get(f'{size}/{agent}'))} "
+                    top = tops[(size, agent)].get(game)
+                    cells.append("–" if top is None else f"{_cell(r['games'][game].get(f'{size}/{agent}'))} "
                                  f"({top['top_action']} {_share(top['top_action_share'])})")
                 lines.append(f"| {game} | {size} / {agent} | " + " | ".join(cells) + " |")
-        lines.append(f"| {game} | random | " + " | ".join(_cell(r["games"][game].get("random")) for r in results) + " |")
+        lines.append(f"| {game} | random | " + " | ".join(
+            _cell(r["games"][game].get("random")) if game in r["games"] else "–" for r in results) + " |")
     return lines
+
+
+def all_games(results: list[dict[str, Any]]) -> list[str]:
+    """Every study's pretraining games in first-seen order (studies may differ in one game: "–" in its cells)."""
+    return list(dict.fromkeys(g for r in results for g in r["config"]["games"]))
 
 
 def copying(results: list[dict[str, Any]], names: list[str]) -> list[str]:
@@ -76,8 +82,9 @@ def copying(results: list[dict[str, Any]], names: list[str]) -> list[str]:
              "| --- | --- |" + " ---: |" * len(names)]
     for size in results[0]["sizes"]:
         rows = [{row["game"]: row for row in r["diagnostics"]["world"][size]} for r in results]
-        for game in rows[0]:
-            cells = [" / ".join(_share(by_game[game].get(k)) for k in COPY_KEYS) for by_game in rows]
+        for game in all_games(results):
+            cells = [" / ".join(_share(by_game[game].get(k)) for k in COPY_KEYS) if game in by_game else "–"
+                     for by_game in rows]
             lines.append(f"| {game} | {size} | " + " | ".join(cells) + " |")
     return lines
 

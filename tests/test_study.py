@@ -93,6 +93,11 @@ def test_study_runs_every_stage_resumes_and_writes_results(tmp_path: Path, monke
     held = data["heldout"]  # a higher mean inside the noise is not "beats"
     assert data["criteria"][3]["passed"] == clearly_higher(held["pretrained/plan"]["returns"],
                                                            held["scratch/plan"]["returns"])
+    for size in ("tiny", "small"):  # the greedy agent under criterion 1's test, beside planning's
+        greedy_wins = [g for g, row in data["games"].items()
+                       if clearly_higher(row[f"{size}/greedy"]["returns"], row["random"]["returns"])]
+        assert data["per_size"][size]["greedy_beats_random"] == greedy_wins
+    assert "| planning beats random (> 2 SE) | planning ≥ greedy | greedy beats random (> 2 SE) |" in text
     # the numbers are those of the evaluation reports
     for size in ("tiny", "small"):
         for kind in ("plan", "greedy"):

@@ -128,12 +128,14 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
     md += [f"| {x['criterion']} | {_verdict(x['passed'])} | {x['detail']} |" for x in data["criteria"]]
     main = list(data["sizes"])[-1]
     md += ["", f"Criteria 1–3 judge the largest model (`{main}`); per size:", "",
-           "| size | planning beats random (> 2 SE) | planning ≥ greedy |", "| --- | --- | --- |"]
+           "| size | planning beats random (> 2 SE) | planning ≥ greedy | greedy beats random (> 2 SE) |",
+           "| --- | --- | --- | --- |"]
     n = len(data["games"])
     def games(names: list[str]) -> str:
         return f"{len(names)} of {n}" + (f" ({', '.join(names)})" if names else "")
 
-    md += [f"| {k} | {games(v['beats_random'])} | {games(v['plan_at_least_greedy'])} |" for k, v in data["per_size"].items()]
+    md += [f"| {k} | {games(v['beats_random'])} | {games(v['plan_at_least_greedy'])} | "
+           f"{games(v.get('greedy_beats_random', []))} |" for k, v in data["per_size"].items()]
 
     md += ["", "## Stage wall times", "", "| stage | minutes | estimated |", "| --- | ---: | ---: |"]
     estimates = c.get("estimated_minutes", {})

@@ -176,9 +176,12 @@ def data_return(logged: dict[str, Any]) -> tuple[float | None, str]:
 
 
 def per_size_counts(s: Study, games: dict[str, Any]) -> dict[str, Any]:
-    """For every size, the criteria-1 and -2 counts (the headline uses the largest)."""
-    return {size: {"beats_random": [g for g in games if clearly_higher(games[g][f"{size}/plan"]["returns"],
-                                                                       games[g]["random"]["returns"])],
+    """For every size, the criteria-1 and -2 counts (the headline uses the largest), and criterion 1's test on
+    the greedy agent: whether the look-ahead adds to what the critic alone plays."""
+    def beat(agent: str) -> list[str]:
+        return [g for g in games if clearly_higher(games[g][agent]["returns"], games[g]["random"]["returns"])]
+
+    return {size: {"beats_random": beat(f"{size}/plan"), "greedy_beats_random": beat(f"{size}/greedy"),
                    "plan_at_least_greedy": [g for g in games if games[g][f"{size}/plan"]["mean"]
                                             >= games[g][f"{size}/greedy"]["mean"]]}
             for size in s.config.pretrain.sizes}
