@@ -1,7 +1,7 @@
 """Does the λ-return score make the beam search follow its own critic? A finished study's models planned with
 the official score (λ = 1) and mixed ones, side by side in one run (docs/diagnosis.md "A λ-return score").
 
-    python benchmarks/return_lambda.py --study runs/study [--lambdas 1,0.5] [--sizes nano,tiny] [--episodes 10]
+    python benchmarks/return_lambda.py --study runs/study [--lambdas 1,0.5] [--sizes nano,tiny] [--episodes 10] [--seed 1]
 
 For each size and λ, on the study's evaluation settings (its games, protocol, episode cap, context, K, H, seed):
 1. logged states (jowa.diagnostics.planning, the study's held episodes): how often the K, H = 1 search plays
@@ -64,16 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lambdas", default="1,0.5")
     parser.add_argument("--sizes", help="comma-separated (default: the study's sizes)")
     parser.add_argument("--episodes", type=int, help="per game (default: the study's)")
+    parser.add_argument("--seed", type=int,
+                        help="evaluation seed (default: the study's): fresh episodes to check a λ chosen on the study's")
     args = parser.parse_args(argv)
     record = study_record(args.study)
     games, settings = record["games"], study_settings(record, args.episodes)
+    if args.seed is not None:
+        settings = replace(settings, seed=args.seed)
     if settings.horizon != 1:
         raise SystemExit("error: the logged-state measures are one-step (H = 1); "
                          f"the study planned with H = {settings.horizon}")
     lambdas = [float(x) for x in args.lambdas.split(",")]
     sizes = args.sizes.split(",") if args.sizes else list(record["pretrain"]["sizes"])
-    out_dir = args.study / "return_lambda"
-    results: dict[str, object] = {"machine": f"{cpu_label()}, {torch.get_num_threads()} threads", "sizes": {}}
+    out_dir = args.study / ("return_lambda" if args.seed is None else f"return_lambda_seed{args.seed}")
+    results: dict[str, object] = {"machine": f"{cpu_label()}, {torch.get_num_threads()} threads",
+                                  "seed": settings.seed, "sizes": {}}
     started = time.perf_counter()
     for size in sizes:
         run = args.study / "models" / size
