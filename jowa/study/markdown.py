@@ -135,7 +135,7 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
         return f"{len(names)} of {n}" + (f" ({', '.join(names)})" if names else "")
 
     md += [f"| {k} | {games(v['beats_random'])} | {games(v['plan_at_least_greedy'])} | "
-           f"{games(v.get('greedy_beats_random', []))} |" for k, v in data["per_size"].items()]
+           f"{games(v['greedy_beats_random']) if 'greedy_beats_random' in v else '–'} |" for k, v in data["per_size"].items()]
 
     md += ["", "## Stage wall times", "", "| stage | minutes | estimated |", "| --- | ---: | ---: |"]
     estimates = c.get("estimated_minutes", {})
