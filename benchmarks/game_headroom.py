@@ -26,43 +26,44 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import Table, cpu_label, progress  # noqa: E402
 from jowa.demo.report import clearly_higher  # noqa: E402
-from jowa.envs.policies import RandomPolicy  # noqa: E402
-from jowa.envs.vector import make_vector_env, valid_action_masks  # noqa: E402
+from jowa.evaluation.protocols import Protocol  # noqa: E402
+from jowa.evaluation.rollouts import RandomActor, play  # noqa: E402
 from jowa.games import FULL_ACTIONS, check_game, minimal_to_full  # noqa: E402
+from jowa.study.results import stats  # noqa: E402
+
+
+class ConstantActor:
+    """Holds one full-set action down in every slot (jowa.evaluation.rollouts' Actor interface)."""
+
+    def __init__(self, action: int) -> None:
+        self.action = action
+
+    def act(self, frames: np.ndarray, slots: list[int]) -> np.ndarray:
+        return np.full(len(slots), self.action, dtype=np.int64)
+
+    def reset(self, slots: list[int]) -> None:
+        pass
 
 
 def episode_returns(game: str, action: int | None, episodes: int, cap: int, sticky: float, seed: int) -> np.ndarray:
-    """The first episode's return of each of `episodes` envs: a constant full-set `action`, or random (None)."""
-    envs = make_vector_env([game] * episodes, sticky=sticky, max_episode_steps=cap)
-    try:
-        masks = valid_action_masks([game] * episodes)
-        policy = RandomPolicy(seed)
-        obs, _ = envs.reset(seed=seed)
-        returns, running = np.full(episodes, np.nan), np.zeros(episodes)
-        while np.isnan(returns).any():
-            actions = policy(obs, None, masks, None) if action is None else np.full(episodes, action)
-            obs, rewards, terminated, truncated, _ = envs.step(actions)
-            running += rewards
-            done = (terminated | truncated) & np.isnan(returns)
-            returns[done] = running[done]
-        return returns
-    finally:
-        envs.close()
+    """`episodes` returns of a constant full-set `action`, or of random play (None), all envs stepped together."""
+    protocol = Protocol("headroom", sticky=sticky, epsilon=0.0, max_episode_steps=cap,
+                        description="the study's sticky actions and cap; no ε (the actors are the policies)")
+    actor = (lambda games: RandomActor(games, seed)) if action is None else (lambda games: ConstantActor(action))
+    result = play([game], episodes, protocol, num_envs=episodes, make_actor=actor, seed=seed, progress=False)
+    return np.asarray(result.returns[game])
 
 
 def game_row(game: str, episodes: int, cap: int, sticky: float, seed: int) -> dict:
     random = episode_returns(game, None, episodes, cap, sticky, seed)
     constant = {a: episode_returns(game, a, episodes, cap, sticky, seed) for a in minimal_to_full(game)}
     best = max(constant, key=lambda a: constant[a].mean())
-    se = random.std(ddof=1) / np.sqrt(len(random))
     return {"game": game, "random": random, "best": best, "best_returns": constant[best],
             "winning": [a for a, r in constant.items() if clearly_higher(r, random)], "actions": len(constant),
-            "bar": random.mean() + 2 * se}
+            "bar": random.mean() + 2 * stats(random)["se"]}
 
 
 def interval(returns: np.ndarray) -> str:
-    from jowa.study.results import stats
-
     s = stats(returns)
     return f"{s['mean']:,.1f} ± {s['ci95'][1] - s['mean']:,.1f}"
 
