@@ -98,6 +98,12 @@ def plot_size_trend(data: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _lambda(e: dict[str, Any]) -> str:
+    """The λ-return score where the study set one (results.json files before the option have none)."""
+    lam = e.get("return_lambda", 1.0)
+    return "official score, " if lam == 1.0 else f"λ-return score λ={lam:g}, "
+
+
 def _verdict(passed: bool | None) -> str:
     return {True: "**met**", False: "**not met**", None: "**not judged**"}[passed]
 
@@ -122,7 +128,7 @@ def write_markdown(path: Path, data: dict[str, Any], figures: Path) -> Path:
           f"({'made by this study' if data['behaviour']['made_here'] else 'made earlier, given with --behaviour'})",
           f"- Evaluation: protocol `{e['protocol']}` (sticky actions), each episode capped at {e['max_episode_steps']} agent "
           f"steps, {e['episodes']} episodes per game and agent; planning K={e['beam_width']}, H={e['horizon']}, "
-          f"context {e['context']}; ± is the 95 % Student-t interval of the mean.", "",
+          f"{_lambda(e)}context {e['context']}; ± is the 95 % Student-t interval of the mean.", "",
           f"## Success criteria: {met} of {len(data['criteria'])} met", "",
           "| criterion | verdict | evidence |", "| --- | --- | --- |"]
     md += [f"| {x['criterion']} | {_verdict(x['passed'])} | {x['detail']} |" for x in data["criteria"]]
