@@ -76,6 +76,7 @@ def test_study_runs_every_stage_resumes_and_writes_results(tmp_path: Path, monke
                     "## Tokenizer reconstructions", "## Diagnostics", "## Where everything is"):
         assert heading in text, heading
     assert "Machine: " in text and " cores " in text and "Wall time: " in text
+    assert "planning K=2, H=1, λ-return score λ=0.5, context 1;" in text
     # every criterion computed and stated
     assert [c["id"] for c in data["criteria"]] == ["planning_beats_random", "planning_at_least_greedy",
                                                     "offline_reaches_data", "pretrained_beats_scratch",
@@ -104,6 +105,8 @@ def test_study_runs_every_stage_resumes_and_writes_results(tmp_path: Path, monke
             report = json.loads((out / "eval" / f"{size}_{kind}" / "report.json").read_text())
             assert report["settings"]["protocol"]["max_episode_steps"] == 10
             assert report["settings"]["protocol"]["sticky"] == 0.25
+            if kind == "plan":  # the cpu budget's λ-return score reaches the planner
+                assert report["settings"]["return_lambda"] == 0.5
             for game, row in data["games"].items():
                 assert row[f"{size}/{kind}"]["mean"] == report["results"]["games"][game]["mean"]
     reference = json.loads((out / "eval" / "tiny_plan" / "report.json").read_text())
