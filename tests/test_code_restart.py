@@ -4,11 +4,12 @@ the result depends on the weights, the frames and the step only."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from jowa.config import TokenizerConfig
 from jowa.tokenizer import Tokenizer
-from jowa.training.code_restart import DeadCodeRestart, restart_dead_codes, sample_latents
+from jowa.training.code_restart import DeadCodeRestart, _encode_sample, restart_dead_codes, sample_latents
 
 
 def small() -> Tokenizer:
@@ -47,3 +48,38 @@ def test_restarts_are_reproducible_and_only_every_n_steps() -> None:
     hook_a.after_step(5)
     hook_b.after_step(5)
     assert not torch.equal(a.embedding.weight, before) and torch.equal(a.embedding.weight, b.embedding.weight)
+
+
+def test_pixel_restarts_move_dead_codes_onto_distinct_latents() -> None:
+    tokenizer, sample = small(), frames()
+    latents, tokens = sample_latents(tokenizer, sample)
+    used = torch.bincount(tokens, minlength=64) > 0
+    before = tokenizer.embedding.weight.detach().clone()
+    background = np.zeros((1, 84, 84), dtype=np.uint8)
+    moved = restart_dead_codes(tokenizer, sample, torch.Generator().manual_seed(1), by="pixels",
+                               backgrounds=background, foreground_weight=10.0)
+    after = tokenizer.embedding.weight.detach()
+    assert moved == int((~used).sum())
+    assert torch.equal(after[used], before[used])
+    match = (after[~used][:, None] == latents[None]).all(-1)  # [dead, M·36]
+    assert match.any(-1).all()  # each moved code is a latent of the sample
+    assert torch.unique(after[~used], dim=0).shape[0] == moved  # drawn without replacement
+
+
+def test_patch_errors_are_the_weighted_error_of_each_latents_patch() -> None:
+    tokenizer, sample = small(), frames()[:2]
+    weights = torch.ones(2, 1, 84, 84)
+    weights[1, 0, 14:28, 28:42] = 5.0  # patch (1, 2) of the second frame
+    _, _, errors = _encode_sample(tokenizer, sample, 256, weights)
+    with torch.no_grad():
+        x = torch.from_numpy(sample).float().div(255).unsqueeze(1)
+        reconstruction = tokenizer.decode(tokenizer.encode(x).z_quantized)
+    error = (reconstruction - x).abs() * weights
+    assert errors.shape == (2 * 36,)
+    assert torch.allclose(errors[36 + 1 * 6 + 2], error[1, 0, 14:28, 28:42].mean(), atol=1e-6)
+    assert torch.allclose(errors[5], error[0, 0, 0:14, 70:84].mean(), atol=1e-6)
+
+
+def test_a_bad_restart_rule_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="closest"):
+        restart_dead_codes(small(), frames(), torch.Generator(), by="closest")

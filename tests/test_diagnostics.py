@@ -52,6 +52,27 @@ def test_background_is_the_static_part_and_drawing_it_loses_exactly_the_square()
     assert dropped["l1_foreground"] == dropped["background_l1_foreground"] and dropped["l1_all"] < 0.01
 
 
+def test_small_moving_objects_are_counted_one_by_one() -> None:
+    frames = np.zeros((2, 84, 84), np.uint8)
+    frames[:, 70:74, 0:40] = 120  # a paddle, too large to count, still
+    following = frames.copy()
+    following[0, 40:42, 20:22] = 200  # a ball (4 px) appears in pair 0
+    following[1, 40:42, 50:52] = 200  # and another in pair 1
+    following[1, 10:12, 5:7] = 200
+    frames[1, 10:12, 5:7] = 200  # a small piece that does not move: not counted
+    background = np.zeros((84, 84), np.uint8)
+    background[70:74, 0:40] = 120
+    measures = tokenizer_measures(frames, following, following.copy(), background)
+    assert measures["small_objects"] == 2 and measures["small_objects_kept"] == 1.0
+    faint = following.copy()
+    faint[0, 40:42, 20:22] = 90  # closer to the background (0) than to the ball (200): lost
+    measures = tokenizer_measures(frames, following, faint, background)
+    assert measures["small_objects_kept"] == 0.5
+    assert tokenizer_measures(frames, following, np.broadcast_to(background, following.shape),
+                              background)["small_objects_kept"] == 0.0
+    assert math.isnan(tokenizer_measures(frames, frames, frames, background)["small_objects_kept"])
+
+
 def test_motion_order_puts_the_moving_frames_first() -> None:
     still = np.zeros((3, 84, 84), np.uint8)
     moving = moving_square(4)
@@ -221,6 +242,11 @@ def test_verdicts_follow_the_numbers() -> None:
     assert "moving" not in text and "well below drawing the background (0.400)" in text
     assert "0.500 is worse than drawing the background (0.400): the motion is lost" in tokenizer_verdict(
         {**lost, "l1_changed": 0.5})
+    assert "small moving" not in text  # no objects counted: nothing said
+    assert "keeps 9 % of the 414 small moving objects (balls, shots): most are lost" in tokenizer_verdict(
+        {**lost, "small_objects": 414.0, "small_objects_kept": 0.09})
+    assert tokenizer_verdict({**lost, "small_objects": 10.0, "small_objects_kept": 0.6}).endswith(
+        "keeps 60 % of the 10 small moving objects (balls, shots).")
     static = {"changed_token_fraction": 0.1, "changed_token_accuracy": 0.0, "token_accuracy": 0.85,
               "copy_token_accuracy": 0.9, "rewarded_fraction": 0.02, "rewarded_accuracy": 0.0,
               "majority_rewarded_accuracy": 0.0}

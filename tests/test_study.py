@@ -80,7 +80,7 @@ def test_study_runs_every_stage_resumes_and_writes_results(tmp_path: Path, monke
     # every criterion computed and stated
     assert [c["id"] for c in data["criteria"]] == ["planning_beats_random", "planning_at_least_greedy",
                                                     "offline_reaches_data", "pretrained_beats_scratch",
-                                                    "larger_lower_loss"]
+                                                    "larger_lower_loss", "objects_kept"]
     for criterion in data["criteria"]:
         assert isinstance(criterion["passed"], bool), criterion
         verdict = "**met**" if criterion["passed"] else "**not met**"
@@ -91,6 +91,8 @@ def test_study_runs_every_stage_resumes_and_writes_results(tmp_path: Path, monke
     for size in ("tiny", "small"):  # judged on the trained models' cross-entropy on the diagnostics' episodes
         rows = data["diagnostics"]["world"][size]
         assert sizes[size]["final_token_loss"] == pytest.approx(np.mean([r["token_cross_entropy"] for r in rows]))
+    counted = [r for r in data["diagnostics"]["tokenizer"] if r["tokenizer"] == "pretrained" and r["small_objects"]]
+    assert counted and data["criteria"][5]["passed"] == all(r["small_objects_kept"] >= 0.5 for r in counted)
     held = data["heldout"]  # a higher mean inside the noise is not "beats"
     assert data["criteria"][3]["passed"] == clearly_higher(held["pretrained/plan"]["returns"],
                                                            held["scratch/plan"]["returns"])

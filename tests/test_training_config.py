@@ -45,6 +45,8 @@ def test_validation_names_the_bad_setting() -> None:
     validate(apply_overrides(load_training("tiny"), ["world.loss.critic_history=random"]))
     with pytest.raises(ValueError, match="world.loss.rewarded_weight 0.0 must be > 0"):
         validate(apply_overrides(load_training("tiny"), ["world.loss.rewarded_weight=0"]))
+    with pytest.raises(ValueError, match="tokenizer.code_restart_by 'nearest': choose one of"):
+        validate(apply_overrides(load_training("tiny"), ["tokenizer.code_restart_by=nearest"]))
 
 
 def test_deepspeed_json_gets_batch_accumulation_and_clipping_from_the_training_config(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from jowa.training.logger import read_metrics
 
 TRAINING_KEYS = {
     "tokenizer": ("l1_all", "l1_foreground", "background_l1_foreground", "l1_changed", "background_l1_changed",
-                  "code_usage", "code_perplexity"),
+                  "small_objects_kept", "code_usage", "code_perplexity"),
     "world": ("token_accuracy", "copy_token_accuracy", "changed_token_accuracy", "rewarded_accuracy",
               "td_loss", "td_target_entropy", "uniform_td_loss", "q_spread", "q_return_correlation",
               "greedy_matches_data", "data_repeats_previous", "greedy_follows_swap"),
@@ -72,17 +72,25 @@ def training_lines(out: Path) -> list[str]:
 
 def tokenizer_lines(rows: list[Mapping[str, Any]]) -> list[str]:
     lines = ["| game | tokenizer | all pixels: model / background | foreground: model / background | "
-             "changed: model / background | foreground, changed pixels | codes used | code perplexity |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "changed: model / background | foreground, changed pixels | small moving objects kept | codes used | "
+             "code perplexity |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r['game']} | {r['tokenizer']} | {_f(r['l1_all'])} / {_f(r['background_l1_all'])} | "
                      f"{_f(r['l1_foreground'])} / {_f(r['background_l1_foreground'])} | "
                      f"{_f(r['l1_changed'])} / {_f(r['background_l1_changed'])} | "
-                     f"{_p(r['foreground_fraction'])}, {_p(r['changed_fraction'])} | "
+                     f"{_p(r['foreground_fraction'])}, {_p(r['changed_fraction'])} | {_kept(r)} | "
                      f"{_p(r['code_usage'])} ({r['codes_used']:.0f}) | {_f(r['code_perplexity'], 1)} |")
     lines.append("")
     lines += [f"- **{r['game']}, {r['tokenizer']} tokenizer**: {tokenizer_verdict(r)}" for r in rows]
     return lines
+
+
+def _kept(r: Mapping[str, Any]) -> str:
+    """"54 % of 414"; "–" for a row measured before the count existed."""
+    if "small_objects" not in r:
+        return "–"
+    return f"{_p(r['small_objects_kept'])} of {r['small_objects']:.0f}"
 
 
 def world_lines(rows: list[Mapping[str, Any]]) -> list[str]:

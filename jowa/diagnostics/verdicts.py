@@ -9,6 +9,7 @@ from collections.abc import Mapping
 NO_BETTER = 0.9  # model error ≥ this × the baseline's: "no better than the baseline"
 CLEARLY_BETTER = 0.5  # model error ≤ this × the baseline's: "clearly better"
 UNIFORM_MARGIN = 0.05  # TD loss within this fraction of ln(atoms): "at the uniform distribution's loss"
+OBJECTS_KEPT = 0.5  # share of the small moving objects a tokenizer must keep to "keep the objects"
 ACTION_MARGIN = 0.05  # greedy-equals-data this much above the most common action's share: "above" it
 
 
@@ -31,6 +32,10 @@ def tokenizer_verdict(m: Mapping[str, float]) -> str:
             parts.append(f"the {what} {model:.3f} is well below drawing the background ({baseline:.3f})")
         else:
             parts.append(f"the {what} {model:.3f} is only somewhat below drawing the background ({baseline:.3f})")
+    if m.get("small_objects"):
+        kept = m["small_objects_kept"]
+        parts.append(f"it keeps {_pct(kept)} of the {m['small_objects']:.0f} small moving objects (balls, shots)"
+                     + ("" if kept >= OBJECTS_KEPT else ": most are lost"))
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
 

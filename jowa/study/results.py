@@ -17,6 +17,7 @@ import numpy as np
 
 from jowa.atomic import write_json
 from jowa.demo.report import clearly_higher, loss_series, split_phases
+from jowa.diagnostics.verdicts import OBJECTS_KEPT
 from jowa.study.stages import Study
 from jowa.training.logger import read_metrics
 
@@ -123,8 +124,9 @@ def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def criteria(s: Study, games: dict[str, Any], heldout: dict[str, Any], sizes: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's five success criteria, each with its evidence; `passed` is None when it cannot be judged."""
+def criteria(s: Study, games: dict[str, Any], heldout: dict[str, Any], sizes: dict[str, Any],
+             tokenizer_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's six success criteria, each with its evidence; `passed` is None when it cannot be judged."""
     main, n = s.config.main_size, len(s.config.games)
     plan, greedy = f"{main}/plan", f"{main}/greedy"
     need_random, need_greedy = max(1, math.ceil(3 * n / 4)), max(1, math.ceil(n / 2))
@@ -163,8 +165,24 @@ def criteria(s: Study, games: dict[str, Any], heldout: dict[str, Any], sizes: di
                     f"the smallest ({names[0]})", "passed": losses[-1] < losses[0],
                     "detail": ", ".join(f"{k} {v:.4f}" for k, v in zip(names, losses))
                               + (" (falling with size)" if monotone else " (not falling at every step)")})
+    out.append(objects_criterion(tokenizer_rows, list(s.config.games)))
     out[0]["main_size"] = out[1]["main_size"] = out[2]["main_size"] = main
     return out
+
+
+def objects_criterion(rows: list[dict[str, Any]], games: list[str]) -> dict[str, Any]:
+    """"Reconstructions show the ball", counted: the shared tokenizer keeps at least OBJECTS_KEPT of the small
+    moving objects (jowa.diagnostics.pixels.small_objects_kept) on every pretraining game that has any."""
+    counted = [r for r in rows if r["tokenizer"] == "pretrained" and r["game"] in games and r.get("small_objects")]
+    criterion = (f"the shared tokenizer's reconstructions keep at least {OBJECTS_KEPT:.0%} of the small moving "
+                 "objects (balls, shots) on every pretraining game")
+    if not counted:
+        return {"id": "objects_kept", "criterion": criterion, "passed": None,
+                "detail": "not judged: no small moving object in the pretraining games' frame samples"}
+    return {"id": "objects_kept", "criterion": criterion,
+            "passed": all(r["small_objects_kept"] >= OBJECTS_KEPT for r in counted),
+            "detail": ", ".join(f"{r['game']} {r['small_objects_kept']:.0%} of {r['small_objects']:.0f}"
+                                for r in counted)}
 
 
 def data_return(logged: dict[str, Any]) -> tuple[float | None, str]:
@@ -215,7 +233,7 @@ def write_results(s: Study) -> dict[str, Any]:
         "games": games, "heldout": heldout,
         "finetune": {k: record["stages"][f"finetune:{k}"]["result"] for k in ("pretrained", "scratch")},
         "reports": {k: v["result"] for k, v in record["stages"].items() if k.startswith("evaluate:")},
-        "per_size": per_size_counts(s, games), "criteria": criteria(s, games, heldout, sizes),
+        "per_size": per_size_counts(s, games), "criteria": criteria(s, games, heldout, sizes, diagnostics["tokenizer"]),
         "reconstructions": reconstruction_grid(s, figures / "reconstructions.png"),
         "diagnostics": diagnostics,
     }

@@ -17,6 +17,8 @@ from pathlib import Path
 from jowa.config import CONFIG_DIR, CriticLossConfig, critic_loss_checks, load_yaml
 from jowa.model.compile import COMPILE_MODES, compile_mode
 
+RESTART_BY = ("latent", "pixels")  # tokenizer.code_restart_by (jowa/training/code_restart.py)
+
 SCHEDULES: tuple[str, ...] = ("constant", "constant_with_warmup", "linear", "cosine")
 ENGINES: tuple[str, ...] = ("auto", "torch", "deepspeed")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -42,6 +44,9 @@ class TokenizerStageConfig:
     # not use onto latents of that sample (jowa/training/code_restart.py).
     code_restart_every: int = 0
     code_restart_frames: int = 1024
+    # Which latents the dead codes move onto: `latent` (∝ squared distance to the nearest code) or `pixels`
+    # (the patches reconstructed worst, weighted like the loss); jowa/training/code_restart.py.
+    code_restart_by: str = "latent"
 
 
 @dataclass
@@ -165,6 +170,7 @@ def validate(config: TrainingConfig) -> None:
         (t.foreground_weight >= 0, f"tokenizer.foreground_weight {t.foreground_weight} must be >= 0"),
         (t.code_restart_every >= 0 and t.code_restart_frames > 0,
          "tokenizer.code_restart_every must be >= 0 and code_restart_frames > 0"),
+        (t.code_restart_by in RESTART_BY, f"tokenizer.code_restart_by {t.code_restart_by!r}: choose one of {RESTART_BY}"),
         (len(w.betas) == 2, "world.betas needs two values"),
         (config.data.mixing in ("uniform", "balanced"), f"data.mixing {config.data.mixing!r}: uniform or balanced"),
         (config.data.num_workers >= 0 and config.data.stride > 0, "data.num_workers >= 0 and data.stride > 0"),

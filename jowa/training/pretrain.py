@@ -209,7 +209,8 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
         from jowa.training.code_restart import DeadCodeRestart
 
         stage.hooks.append(DeadCodeRestart(tokenizer, grid_frames(pool.frames, t.code_restart_frames),
-                                           t.code_restart_every, p.training.seed))
+                                           t.code_restart_every, p.training.seed, t.code_restart_by, backgrounds,
+                                           t.foreground_weight))
     if ctx.is_main:
         shown = motion_frames(pool.samples, t.grid_frames) if pool.samples else grid_frames(pool.frames, t.grid_frames)
         stage.hooks.append(ReconstructionGrid(tokenizer, shown, options.out / TOKENIZER / "grids", t.grid_every,
