@@ -285,3 +285,27 @@ def test_foreground_weighting_is_off_by_default_and_weighs_object_pixels(small: 
     torch.manual_seed(0)
     on = TokenizerObjective(small, backgrounds, foreground_weight=9.0)(frames).terms
     assert torch.equal(on["commitment"], plain["commitment"]) and not torch.equal(on["reconstruction"], plain["reconstruction"])
+
+
+def test_motion_weighting_weighs_the_pixels_that_changed_since_the_previous_frame(small: Tokenizer) -> None:
+    from jowa.training.objective_modules import TokenizerObjective, foreground_weights
+
+    backgrounds = torch.zeros(1, 84, 84, dtype=torch.uint8)
+    previous = torch.zeros(2, 84, 84, dtype=torch.uint8)
+    previous[:, 60:64, 0:30] = 120  # a still paddle
+    frames = previous.clone()
+    frames[0, 10:12, 20:22] = 200  # the ball appears: 4 changed pixels
+    pairs = torch.stack([frames, previous], 1)  # [2, 2, 84, 84]
+    expected = foreground_weights(frames, backgrounds, 9.0)
+    expected[0, 0, 10:12, 20:22] += 50.0
+    torch.manual_seed(0)
+    on = TokenizerObjective(small.train(), backgrounds, 9.0, motion_weight=50.0)(pairs).terms
+    torch.manual_seed(0)
+    by_hand = small.compute_loss(frames, pixel_weights=expected)
+    assert torch.equal(on["reconstruction"], by_hand.reconstruction.detach().float())
+    torch.manual_seed(0)
+    still = TokenizerObjective(small, backgrounds, 9.0)(pairs).terms  # pairs without the motion weight
+    torch.manual_seed(0)
+    assert torch.equal(still["reconstruction"], TokenizerObjective(small, backgrounds, 9.0)(frames).terms["reconstruction"])
+    with pytest.raises(ValueError, match="needs uint8 frames beside their previous frames"):
+        TokenizerObjective(small, motion_weight=50.0)(frames)

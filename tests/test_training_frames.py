@@ -69,3 +69,26 @@ def test_each_game_gets_its_share_of_the_scan(tmp_path) -> None:
     pool = load_frame_pool(tmp_path, None, max_frames=500, scan_limit=120, seed=0)
     values = sorted(set(pool.frames[:, 0, 0].tolist()))
     assert values == [50, 200] and pool.scanned == 120 and set(pool.samples) == {"Pong", "Breakout"}  # 60 each
+
+
+def test_the_pool_keeps_each_frames_predecessor_without_changing_the_frames(tmp_path) -> None:
+    from jowa.data.replay_layout import replay_log_dir
+    from jowa.data.replay_writer import ReplayWriter
+    from jowa.training.frames import load_frame_pool
+
+    writer = ReplayWriter(replay_log_dir(tmp_path, "Pong", "1"), capacity=1000)
+    for episode in range(3):  # frame t of episode e has the grey level 50·e + t
+        terminals = np.zeros(40, np.uint8)
+        terminals[-1] = 1
+        levels = (50 * episode + np.arange(40)).astype(np.uint8)
+        writer.add_rows(np.broadcast_to(levels[:, None, None], (40, 84, 84)).copy(), np.zeros(40, np.int64),
+                        np.zeros(40, np.float32), terminals)
+    writer.log_final()
+    plain = load_frame_pool(tmp_path, None, max_frames=30, scan_limit=1000, seed=0)
+    paired = load_frame_pool(tmp_path, None, max_frames=30, scan_limit=1000, seed=0, previous=True)
+    assert plain.previous is None and np.array_equal(paired.frames, plain.frames)
+    level, before = paired.frames[:, 0, 0].astype(int), paired.previous[:, 0, 0].astype(int)
+    first = level % 50 == 0  # an episode's first frame is its own predecessor
+    assert np.array_equal(before[~first], level[~first] - 1) and np.array_equal(before[first], level[first])
+    batch = next(FrameBatches(paired.frames, 8, seed=0, previous=paired.previous))
+    assert batch.shape == (8, 2, 84, 84) and (batch[:, 0].int() - batch[:, 1].int()).max() <= 1

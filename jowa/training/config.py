@@ -40,6 +40,10 @@ class TokenizerStageConfig:
     # Ours, not official (0 = the official plain L1): extra L1 weight on the pixels that differ from their
     # game's background (jowa.diagnostics.pixels.FOREGROUND_LEVELS), so that small moving objects count.
     foreground_weight: float = 0.0
+    # Ours, not official (0 = off): extra L1 weight on the pixels that changed since the episode's previous
+    # frame (jowa.diagnostics.pixels.CHANGE_LEVELS), so that the ball and the shots outweigh still objects;
+    # the frame pool then keeps each frame's predecessor (twice the pool's memory).
+    motion_weight: float = 0.0
     # Ours, not official (0 = never): every this many steps, move the codes that a fixed frame sample does
     # not use onto latents of that sample (jowa/training/code_restart.py).
     code_restart_every: int = 0
@@ -168,6 +172,7 @@ def validate(config: TrainingConfig) -> None:
         (t.grid_every > 0 and t.grid_frames > 0, "tokenizer.grid_every and grid_frames must be > 0"),
         (0 < t.pool_frames <= t.scan_frames, "need 0 < tokenizer.pool_frames <= tokenizer.scan_frames"),
         (t.foreground_weight >= 0, f"tokenizer.foreground_weight {t.foreground_weight} must be >= 0"),
+        (t.motion_weight >= 0, f"tokenizer.motion_weight {t.motion_weight} must be >= 0"),
         (t.code_restart_every >= 0 and t.code_restart_frames > 0,
          "tokenizer.code_restart_every must be >= 0 and code_restart_frames > 0"),
         (t.code_restart_by in RESTART_BY, f"tokenizer.code_restart_by {t.code_restart_by!r}: choose one of {RESTART_BY}"),

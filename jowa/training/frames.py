@@ -45,6 +45,7 @@ class FramePool:
     games: tuple[str, ...]
     scanned: int  # frames read to fill the pool
     samples: dict[str, GameSample] = field(default_factory=dict)  # per game read, for the diagnostics
+    previous: np.ndarray | None = None  # [N, 84, 84] uint8: each frame's predecessor in its episode (itself first)
 
 
 @dataclass
@@ -81,8 +82,10 @@ def source_units(source: EpisodeSource, games: list[str]) -> list[tuple[str, str
 def load_frame_pool(
     replay: EpisodeSource | str | os.PathLike, games: list[str] | None, max_frames: int, scan_limit: int, seed: int,
     rank: int = 0, world_size: int = 1, pairs: int = DIAGNOSTIC_PAIRS, background_frames: int = BACKGROUND_FRAMES,
+    previous: bool = False,
 ) -> FramePool:
-    """`replay`: an episode source or its spec (jowa.data.source.open_source)."""
+    """`replay`: an episode source or its spec (jowa.data.source.open_source). With `previous`, the pool also
+    keeps each frame's predecessor (the same reservoir slots: the pooled frames do not change)."""
     source = open_source(replay)
     games = source.games() if games is None else [check_game(g) for g in games]
     if not games:
@@ -93,7 +96,7 @@ def load_frame_pool(
     order = [units[i] for i in np.random.default_rng([seed, 7]).permutation(len(units))]
     mine = order[rank::world_size] if len(order) >= world_size else order
     rng = np.random.default_rng([seed, rank, 11])
-    pool = np.empty((max_frames, 84, 84), dtype=np.uint8)
+    pool = np.empty((max_frames, 2, 84, 84) if previous else (max_frames, 84, 84), dtype=np.uint8)
     seen = 0
     # Each game gets an equal share of the scan: with few, large chunks (one per run of a small dataset),
     # a global limit would fill the pool from whichever game's chunk came first.
@@ -104,7 +107,8 @@ def load_frame_pool(
         if read.get(game, 0) >= share:
             continue
         for episode in source.read(game, run, parts=[part]):
-            seen = _reservoir_add(pool, seen, episode.frames, rng)
+            added = np.stack([episode.frames, _predecessors(episode.frames)], 1) if previous else episode.frames
+            seen = _reservoir_add(pool, seen, added, rng)
             read[game] = read.get(game, 0) + len(episode.frames)
             if game not in diagnostics:
                 diagnostics[game] = _game_reservoir(pairs, background_frames, seed, rank, game)
@@ -113,8 +117,15 @@ def load_frame_pool(
                 break
     if seen == 0:
         raise ValueError(f"No complete episodes in the parts of {source.describe()} ({len(mine)} read)")
-    return FramePool(pool[:min(seen, max_frames)], tuple(games), seen,
-                     {g: x for g, r in diagnostics.items() if (x := r.sample()) is not None})
+    kept = pool[:min(seen, max_frames)]
+    return FramePool(kept[:, 0] if previous else kept, tuple(games), seen,
+                     {g: x for g, r in diagnostics.items() if (x := r.sample()) is not None},
+                     kept[:, 1] if previous else None)
+
+
+def _predecessors(frames: np.ndarray) -> np.ndarray:
+    """[T, 84, 84] → the frame before each one in the episode; the first is its own predecessor."""
+    return np.concatenate([frames[:1], frames[:-1]])
 
 
 def _reservoir_add(pool: np.ndarray, seen: int, frames: np.ndarray, rng: np.random.Generator) -> int:
@@ -132,12 +143,16 @@ def _reservoir_add(pool: np.ndarray, seen: int, frames: np.ndarray, rng: np.rand
 
 
 class FrameBatches:
-    """Endless uint8 [B, 84, 84] batches; batch i of rank r depends on (seed, r, i) only."""
+    """Endless uint8 [B, 84, 84] batches, or [B, 2, 84, 84] (each frame beside its predecessor) when given
+    `previous`; batch i of rank r depends on (seed, r, i) only."""
 
-    def __init__(self, frames: np.ndarray, batch_size: int, seed: int, rank: int = 0) -> None:
+    def __init__(self, frames: np.ndarray, batch_size: int, seed: int, rank: int = 0,
+                 previous: np.ndarray | None = None) -> None:
         if len(frames) == 0:
             raise ValueError("FrameBatches needs at least one frame")
-        self.frames = frames
+        if previous is not None and previous.shape != frames.shape:
+            raise ValueError(f"previous frames {previous.shape} do not match the frames {frames.shape}")
+        self.frames, self.previous = frames, previous
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
@@ -149,7 +164,10 @@ class FrameBatches:
     def __next__(self) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.rank, self.position])
         self.position += 1
-        return torch.from_numpy(self.frames[rng.integers(0, len(self.frames), self.batch_size)])
+        picks = rng.integers(0, len(self.frames), self.batch_size)
+        if self.previous is None:
+            return torch.from_numpy(self.frames[picks])
+        return torch.from_numpy(np.stack([self.frames[picks], self.previous[picks]], 1))
 
     def state_dict(self) -> dict[str, Any]:
         return {"position": self.position, "pool_size": len(self.frames)}

@@ -14,7 +14,7 @@ from torch import nn
 
 from jowa.config import CriticLossConfig
 from jowa.data.batch import Batch
-from jowa.diagnostics.pixels import FOREGROUND_LEVELS
+from jowa.diagnostics.pixels import CHANGE_LEVELS, FOREGROUND_LEVELS
 from jowa.model.world_model import WorldActionModel
 from jowa.objective import compute_losses
 
@@ -53,25 +53,44 @@ def foreground_weights(frames: torch.Tensor, backgrounds: torch.Tensor, weight: 
     return (1.0 + weight * foreground.float()).unsqueeze(1)
 
 
-class TokenizerObjective(nn.Module):
-    """Stage 1: commitment + L1 + LPIPS on a batch of frames [N, 84, 84] uint8 or [N, 1, 84, 84] float.
+def motion_weights(frames: torch.Tensor, previous: torch.Tensor, weight: float) -> torch.Tensor:
+    """uint8 frames and their episodes' previous frames [N, 84, 84] → float [N, 1, 84, 84]: `weight` where a
+    pixel changed by more than CHANGE_LEVELS since the previous frame, else 0."""
+    changed = (frames.float() - previous.float()).abs() > CHANGE_LEVELS
+    return (weight * changed.float()).unsqueeze(1)
 
-    With `backgrounds` (uint8 [G, 84, 84], one per game) and `foreground_weight` > 0 (ours, not official),
-    the L1 term weighs the pixels of objects (those unlike the background) 1 + foreground_weight times."""
+
+class TokenizerObjective(nn.Module):
+    """Stage 1: commitment + L1 + LPIPS on a batch of frames [N, 84, 84] uint8 or [N, 1, 84, 84] float, or of
+    uint8 [N, 2, 84, 84] (each frame beside its episode's previous frame, for the motion weight).
+
+    Ours, not official (both 0 by default): with `backgrounds` (uint8 [G, 84, 84], one per game) and
+    `foreground_weight` > 0 the L1 term weighs the pixels of objects (those unlike the background)
+    1 + foreground_weight times; with `motion_weight` > 0 the pixels that changed since the previous frame
+    (the ball, the shots; still bricks and walls do not) get motion_weight more."""
 
     def __init__(self, tokenizer: nn.Module, backgrounds: torch.Tensor | None = None,
-                 foreground_weight: float = 0.0) -> None:
+                 foreground_weight: float = 0.0, motion_weight: float = 0.0) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         self.backgrounds = backgrounds if foreground_weight > 0 else None
-        self.foreground_weight = foreground_weight
+        self.foreground_weight, self.motion_weight = foreground_weight, motion_weight
 
     def forward(self, frames: torch.Tensor) -> ObjectiveOutput:
+        previous = None
+        if frames.dtype == torch.uint8 and frames.dim() == 4:
+            frames, previous = frames[:, 0], frames[:, 1]
+        if self.motion_weight > 0 and previous is None:
+            raise ValueError("the motion weight needs uint8 frames beside their previous frames [N, 2, 84, 84]")
         weights = None
         if self.backgrounds is not None:
             if frames.dtype != torch.uint8:
                 raise ValueError("foreground weighting needs uint8 frames [N, 84, 84]")
             weights = foreground_weights(frames, self.backgrounds, self.foreground_weight)
+        if self.motion_weight > 0:
+            assert previous is not None
+            moving = motion_weights(frames, previous, self.motion_weight)
+            weights = moving + (1.0 if weights is None else weights)
         losses = self.tokenizer.compute_loss(frames, pixel_weights=weights)
         logged = {name: getattr(losses, name).detach().float()
                   for name in ("commitment", "reconstruction", "perceptual", "total")}

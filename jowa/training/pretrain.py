@@ -199,12 +199,12 @@ def run_tokenizer(p: Plan, options: PretrainOptions, ctx: DistContext) -> StageO
     micro = micro_batch_size(t.batch_size, t.grad_accum, ctx.world_size)
     assert options.replay is not None
     pool = load_frame_pool(options.replay, options.games, t.pool_frames, t.scan_frames, p.training.seed,
-                           ctx.rank, ctx.world_size)
+                           ctx.rank, ctx.world_size, previous=t.motion_weight > 0)
     _report(ctx, f"[tokenizer] {len(pool.frames)} frames in the pool (of {pool.scanned} read) from "
                  f"{', '.join(pool.games)}; {micro} frames per micro batch × {t.grad_accum} × {ctx.world_size} ranks")
     backgrounds = np.stack([s.background for s in pool.samples.values()]) if pool.samples else None
-    stage = tokenizer_stage(tokenizer, t, FrameBatches(pool.frames, micro, p.training.seed, ctx.rank), micro,
-                            backgrounds)
+    batches = FrameBatches(pool.frames, micro, p.training.seed, ctx.rank, pool.previous)
+    stage = tokenizer_stage(tokenizer, t, batches, micro, backgrounds)
     if t.code_restart_every:
         from jowa.training.code_restart import DeadCodeRestart
 
