@@ -44,11 +44,19 @@ def _share(value: float | None) -> str:
 
 
 def verdicts(results: list[dict[str, Any]], names: list[str]) -> list[str]:
+    """One row per criterion id of any study, in first-seen order; "–" where a study was judged without it."""
     lines = ["| criterion | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
-    for i, criterion in enumerate(results[0]["criteria"]):
-        cells = [f"{'met' if r['criteria'][i]['passed'] else 'not met'}: {r['criteria'][i]['detail']}" for r in results]
-        lines.append(f"| {criterion['criterion']} | " + " | ".join(cells) + " |")
+    by_id = [{c["id"]: c for c in r["criteria"]} for r in results]
+    wording = {c["id"]: c["criterion"] for r in reversed(results) for c in r["criteria"]}
+    for key in dict.fromkeys(c["id"] for r in results for c in r["criteria"]):
+        cells = [_judged(found[key]) if key in found else "–" for found in by_id]
+        lines.append(f"| {wording[key]} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _judged(criterion: dict[str, Any]) -> str:
+    verdict = {True: "met", False: "not met", None: "not judged"}[criterion["passed"]]
+    return f"{verdict}: {criterion['detail']}"
 
 
 def returns(results: list[dict[str, Any]], names: list[str]) -> list[str]:

@@ -174,7 +174,7 @@ def test_compare_studies_puts_each_study_in_its_own_column(tmp_path: Path) -> No
 
     from benchmarks import compare_studies
 
-    def study(name: str, mean: float, follows: float, passed: bool) -> Path:
+    def study(name: str, mean: float, follows: float, passed: bool, extra: list | None = None) -> Path:
         root = tmp_path / name
         (root / "eval" / "tiny_plan").mkdir(parents=True)
         meta = {"top_action": "FIRE", "top_action_share": follows}
@@ -184,7 +184,8 @@ def test_compare_studies_puts_each_study_in_its_own_column(tmp_path: Path) -> No
         stats = {"mean": mean, "se": 2.0}
         (root / "results.json").write_text(json.dumps({
             "config": {"games": ["Assault"]}, "sizes": ["tiny"],
-            "criteria": [{"criterion": "planning beats random", "passed": passed, "detail": f"{int(passed)} of 1"}],
+            "criteria": [{"id": "planning_beats_random", "criterion": "planning beats random", "passed": passed,
+                          "detail": f"{int(passed)} of 1"}, *(extra or [])],
             "reports": {"evaluate:tiny": {"plan": report, "greedy": report}},
             "games": {"Assault": {"tiny/plan": stats, "tiny/greedy": stats, "random": {"mean": 240.0, "se": 12.5}}},
             "diagnostics": {"world": {"tiny": [{"game": "Assault", "greedy_matches_data": 0.7,
@@ -193,9 +194,12 @@ def test_compare_studies_puts_each_study_in_its_own_column(tmp_path: Path) -> No
         }))
         return root
 
-    text = compare_studies.markdown([study("a", 220.5, 0.72, False), study("b", 321.6, 0.3, True)], ["actions", "random"])
+    objects = [{"id": "objects_kept", "criterion": "objects kept", "passed": False, "detail": "Breakout 2 % of 50"}]
+    text = compare_studies.markdown([study("a", 220.5, 0.72, False), study("b", 321.6, 0.3, True, objects)],
+                                    ["actions", "random"])
     lines = text.splitlines()
     assert "| planning beats random | not met: 0 of 1 | met: 1 of 1 |" in lines
+    assert "| objects kept | – | not met: Breakout 2 % of 50 |" in lines  # a criterion added after the first study
     assert "| Assault | tiny / plan | 220.5 ± 2.0 (FIRE 72 %) | 321.6 ± 2.0 (FIRE 30 %) |" in lines
     assert "| Assault | random | 240.0 ± 12.5 | 240.0 ± 12.5 |" in lines
     assert "| Assault | tiny | 70 % / 72 % / 10 % | 70 % / 30 % / 10 % |" in lines
@@ -216,3 +220,17 @@ def test_game_headroom_plays_each_policy_and_names_the_actions_that_beat_random(
            "best_returns": np.array([3.0, 3.0, 4.0]), "winning": [1], "actions": 4, "bar": 1.0 + 2 / np.sqrt(3)}
     table = game_headroom.table([row], episodes=3, cap=30, sticky=0.25, minutes=0.1).to_markdown()
     assert "| Breakout | 1.0 ± 2.5 | FIRE | 3.3 ± 1.4 | 1 of 4 (FIRE) | 2.2 |" in table
+
+
+def test_tokenizer_dots_counts_a_dot_kept_only_when_drawn_and_trains_both_paths() -> None:
+    from benchmarks.tokenizer_dots import dot_frames, dots_kept, train
+
+    frames = dot_frames(3, 2, np.random.default_rng(0))
+    assert (frames > 0).sum(axis=(1, 2)).tolist() == [4, 4, 4] and frames.max() == 110
+    faint = frames // 3  # 36: closer to black than to the dot
+    assert dots_kept(frames, frames) == 1.0 and dots_kept(frames, np.zeros_like(frames)) == 0.0
+    assert dots_kept(frames, faint) == 0.0 and dots_kept(frames, (frames * 0.6).astype(np.uint8)) == 1.0
+    for quantized in (True, False):
+        rows = train("tiny", 2, quantized, steps=2, seed=0, checkpoints=1, batch_size=2)
+        assert [r["step"] for r in rows] == [2] and 0.0 <= rows[0]["kept"] <= 1.0
+        assert rows[0]["baseline_error"] == pytest.approx(110 / 255)

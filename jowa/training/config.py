@@ -42,14 +42,17 @@ class TokenizerStageConfig:
     foreground_weight: float = 0.0
     # Ours, not official (0 = off): extra L1 weight on the pixels that changed since the episode's previous
     # frame (jowa.diagnostics.pixels.CHANGE_LEVELS), so that the ball and the shots outweigh still objects;
-    # the frame pool then keeps each frame's predecessor (twice the pool's memory).
+    # the frame pool then keeps each frame's predecessor (twice the pool's memory). Breakout alone, 2000 steps
+    # (results/tokenizer-ball-2026-12-08): 1000 lowers the changed-pixel error 0.066 -> 0.055 and keeps 10.1 %
+    # of the small moving objects against 9.2 %.
     motion_weight: float = 0.0
     # Ours, not official (0 = never): every this many steps, move the codes that a fixed frame sample does
     # not use onto latents of that sample (jowa/training/code_restart.py).
     code_restart_every: int = 0
     code_restart_frames: int = 1024
     # Which latents the dead codes move onto: `latent` (∝ squared distance to the nearest code) or `pixels`
-    # (the patches reconstructed worst, weighted like the loss); jowa/training/code_restart.py.
+    # (the patches reconstructed worst, weighted like the loss); jowa/training/code_restart.py. Breakout alone,
+    # 2000 steps: 9.4 % of the small moving objects kept against 9.2 % (results/tokenizer-ball-2026-12-08).
     code_restart_by: str = "latent"
 
 

@@ -1,0 +1,10 @@
+#!/bin/bash
+# The motion weight on the Breakout ball, Breakout alone, the study's settings otherwise.
+cd /work/main
+run() {  # name, steps, overrides...
+  local name=$1 steps=$2; shift 2
+  /usr/bin/time -f "$name %e s" python pretrain.py --size tiny --replay runs/behaviour-dqn2 --games Breakout --stage tokenizer \
+    --out runs/tok2/$name model.tokenizer.lpips_net=alex tokenizer.steps=$steps tokenizer.grid_every=500 \
+    checkpoint.every=500 tokenizer.foreground_weight=100 "$@" > runs/tok2/$name.log 2>&1
+}
+run motion1000 2000 tokenizer.motion_weight=1000
