@@ -9,7 +9,9 @@ import torch
 
 from jowa.config import TokenizerConfig
 from jowa.tokenizer import Tokenizer
-from jowa.training.code_restart import DeadCodeRestart, _encode_sample, restart_dead_codes, sample_latents
+from jowa.training.code_restart import (
+    DeadCodeRestart, _encode_sample, restart_dead_codes, restart_weights, sample_latents,
+)
 
 
 def small() -> Tokenizer:
@@ -56,8 +58,8 @@ def test_pixel_restarts_move_dead_codes_onto_distinct_latents() -> None:
     used = torch.bincount(tokens, minlength=64) > 0
     before = tokenizer.embedding.weight.detach().clone()
     background = np.zeros((1, 84, 84), dtype=np.uint8)
-    moved = restart_dead_codes(tokenizer, sample, torch.Generator().manual_seed(1), by="pixels",
-                               backgrounds=background, foreground_weight=10.0)
+    weights = restart_weights(sample, "pixels", background, 10.0)
+    moved = restart_dead_codes(tokenizer, sample, torch.Generator().manual_seed(1), weights)
     after = tokenizer.embedding.weight.detach()
     assert moved == int((~used).sum())
     assert torch.equal(after[used], before[used])
@@ -82,4 +84,4 @@ def test_patch_errors_are_the_weighted_error_of_each_latents_patch() -> None:
 
 def test_a_bad_restart_rule_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="closest"):
-        restart_dead_codes(small(), frames(), torch.Generator(), by="closest")
+        restart_weights(frames(), "closest")

@@ -57,19 +57,24 @@ def _encode_sample(tokenizer: Tokenizer, frames: np.ndarray, chunk: int,
     return torch.cat(latents), torch.cat(tokens), torch.cat(errors) if errors else None
 
 
-@torch.no_grad()
-def restart_dead_codes(tokenizer: Tokenizer, frames: np.ndarray, generator: torch.Generator, by: str = "latent",
-                       backgrounds: np.ndarray | None = None, foreground_weight: float = 0.0) -> int:
-    """Move every code unused on `frames` onto a latent of them (see the module's docstring for `by`);
-    backgrounds (uint8 [G, 84, 84]) weigh the pixel errors when foreground_weight > 0. Returns how many moved."""
+def restart_weights(frames: np.ndarray, by: str, backgrounds: np.ndarray | None = None,
+                    foreground_weight: float = 0.0) -> torch.Tensor | None:
+    """The pixel weights [M, 1, 84, 84] a `pixels` restart scores patches with (1 + foreground_weight on the
+    pixels unlike their game's background, with backgrounds uint8 [G, 84, 84]); None for `latent`."""
     if by not in RESTART_BY:
         raise ValueError(f"code restarts by {by!r}: choose one of {RESTART_BY}")
-    pixel_weights = None
-    if by == "pixels":
-        pixel_weights = torch.ones(len(frames), 1, *frames.shape[1:])
-        if foreground_weight > 0 and backgrounds is not None:
-            pixel_weights = foreground_weights(torch.from_numpy(frames), torch.from_numpy(backgrounds),
-                                               foreground_weight)
+    if by == "latent":
+        return None
+    if foreground_weight > 0 and backgrounds is not None:
+        return foreground_weights(torch.from_numpy(frames), torch.from_numpy(backgrounds), foreground_weight)
+    return torch.ones(len(frames), 1, *frames.shape[1:])
+
+
+@torch.no_grad()
+def restart_dead_codes(tokenizer: Tokenizer, frames: np.ndarray, generator: torch.Generator,
+                       pixel_weights: torch.Tensor | None = None) -> int:
+    """Move every code unused on `frames` onto a latent of them: by latent distance, or with `pixel_weights`
+    (`restart_weights`) at the worst-reconstructed patches (the module's docstring). Returns how many moved."""
     latents, tokens, patch_error = _encode_sample(tokenizer, frames, 256, pixel_weights)
     codebook = tokenizer.embedding.weight
     dead = torch.bincount(tokens, minlength=codebook.shape[0]) == 0  # [K]
@@ -96,7 +101,7 @@ class DeadCodeRestart:
     def __init__(self, tokenizer: Tokenizer, frames: np.ndarray, every: int, seed: int, by: str = "latent",
                  backgrounds: np.ndarray | None = None, foreground_weight: float = 0.0) -> None:
         self.tokenizer, self.frames, self.every, self.seed = tokenizer, frames, every, seed
-        self.by, self.backgrounds, self.foreground_weight = by, backgrounds, foreground_weight
+        self.pixel_weights = restart_weights(frames, by, backgrounds, foreground_weight)  # the sample is fixed
         self.logger: TrainLogger | None = None
 
     def attach(self, logger: TrainLogger) -> None:
@@ -106,8 +111,7 @@ class DeadCodeRestart:
         if step % self.every:
             return
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)  # own stream: the loop's is untouched
-        moved = restart_dead_codes(self.tokenizer, self.frames, generator, self.by, self.backgrounds,
-                                   self.foreground_weight)
+        moved = restart_dead_codes(self.tokenizer, self.frames, generator, self.pixel_weights)
         if self.logger is not None:
             self.logger.scalars(step, {"codes/restarted": float(moved)})
 

@@ -16,7 +16,7 @@ def frames(n, rng, bg):
     for i in range(n): f[i, ys[i]:ys[i]+SIZE, xs[i]:xs[i]+SIZE] = 110
     return f
 steps = int(sys.argv[1]); which = sys.argv[2:]
-from jowa.training.code_restart import restart_dead_codes
+from jowa.training.code_restart import restart_dead_codes, restart_weights
 for name in which:
     bg = np.zeros((84, 84), np.uint8) if name.startswith("black") else bg_real
     cfg = dataclasses.replace(load_size("tiny").tokenizer, lpips_net="none", perceptual_weight=0.0)
@@ -52,7 +52,8 @@ for name in which:
         else:
             loss = obj(batch).loss
         if ("restart" in name) and step % 50 == 0:
-            restart_dead_codes(tok, test[:128], torch.Generator().manual_seed(step), "pixels" if "pixels" in name else "latent", bg[None], 100.0)
+            restart_dead_codes(tok, test[:128], torch.Generator().manual_seed(step),
+                               restart_weights(test[:128], "pixels" if "pixels" in name else "latent", bg[None], 100.0))
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0); opt.step()
         if step % (steps // 4) == 0:
             tok.eval()
