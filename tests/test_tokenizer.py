@@ -309,3 +309,24 @@ def test_motion_weighting_weighs_the_pixels_that_changed_since_the_previous_fram
     assert torch.equal(still["reconstruction"], TokenizerObjective(small, backgrounds, 9.0)(frames).terms["reconstruction"])
     with pytest.raises(ValueError, match="needs uint8 frames beside their previous frames"):
         TokenizerObjective(small, motion_weight=50.0)(frames)
+
+
+def test_pixel_loss_l2_is_the_weighted_mean_squared_error(small: Tokenizer) -> None:
+    from jowa.training.objective_modules import TokenizerObjective, foreground_weights
+    from jowa.tokenizer.tokenizer import preprocess_frames
+
+    backgrounds = torch.zeros(1, 84, 84, dtype=torch.uint8)
+    frames = backgrounds[[0, 0]].clone()
+    frames[0, 10:12, 20:22] = 110  # a 2×2 ball
+    small.eval()  # no LPIPS dropout: the reconstruction below is the loss's own
+    with torch.no_grad():
+        x = preprocess_frames(frames.float().div(255).unsqueeze(1))
+        squared = (small(x, preprocess=False, postprocess=False)[2] - x).square()
+        weights = foreground_weights(frames, backgrounds, 9.0)
+        by_hand = (weights * squared).sum() / weights.sum()
+        l2 = TokenizerObjective(small, backgrounds, 9.0, pixel_loss="l2")(frames).terms
+        l1 = TokenizerObjective(small, backgrounds, 9.0)(frames).terms
+    assert torch.allclose(l2["reconstruction"], by_hand, rtol=1e-6) and not torch.allclose(l1["reconstruction"], by_hand)
+    assert torch.equal(l2["commitment"], l1["commitment"])
+    with pytest.raises(ValueError, match="pixel_loss 'l3'"):
+        small.compute_loss(frames, pixel_loss="l3")

@@ -47,6 +47,9 @@ def test_validation_names_the_bad_setting() -> None:
         validate(apply_overrides(load_training("tiny"), ["world.loss.rewarded_weight=0"]))
     with pytest.raises(ValueError, match="tokenizer.code_restart_by 'nearest': choose one of"):
         validate(apply_overrides(load_training("tiny"), ["tokenizer.code_restart_by=nearest"]))
+    with pytest.raises(ValueError, match="tokenizer.pixel_loss 'l3': choose one of"):
+        validate(apply_overrides(load_training("tiny"), ["tokenizer.pixel_loss=l3"]))
+    validate(apply_overrides(load_training("tiny"), ["tokenizer.pixel_loss=l2"]))
 
 
 def test_deepspeed_json_gets_batch_accumulation_and_clipping_from_the_training_config(tmp_path: Path) -> None:

@@ -163,17 +163,20 @@ class Tokenizer(nn.Module, PretrainedMixin):
             return x.new_zeros(())
         return torch.mean(net(_as_rgb(x), _as_rgb(reconstruction))) * self.config.perceptual_weight
 
-    def compute_loss(self, frames: torch.Tensor, pixel_weights: torch.Tensor | None = None) -> TokenizerLosses:
+    def compute_loss(self, frames: torch.Tensor, pixel_weights: torch.Tensor | None = None,
+                     pixel_loss: str = "l1") -> TokenizerLosses:
         """frames [..., 1, 84, 84] in [0, 1] (or uint8 [..., 84, 84]); all frames form one batch.
 
         pixel_weights [N, 1, 84, 84] (ours, not official): the L1 term becomes the weighted mean
-        Σ w·|x − x̂| / Σ w; None is the official plain mean."""
+        Σ w·|x − x̂| / Σ w; None is the official plain mean. pixel_loss "l2" (ours) squares the error instead."""
+        if pixel_loss not in ("l1", "l2"):
+            raise ValueError(f"pixel_loss {pixel_loss!r}: choose l1 (official) or l2")
         frames = unit_frames(frames)
         self._check_frames(frames)
         x = preprocess_frames(frames.reshape(-1, *frames.shape[-3:]))  # [N, 1, 84, 84] in [-1, 1]
         z, z_q, reconstruction = self(x, preprocess=False, postprocess=False)
         commitment = commitment_loss(z, z_q, self.config.commitment_beta)
-        error = torch.abs(x - reconstruction)
+        error = torch.abs(x - reconstruction) if pixel_loss == "l1" else torch.square(x - reconstruction)
         l1 = error.mean() if pixel_weights is None else (pixel_weights * error).sum() / pixel_weights.sum()
         perceptual = self.perceptual_loss(x, reconstruction)
         # Summed in the official order (commitment, reconstruction, perceptual).

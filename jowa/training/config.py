@@ -18,6 +18,7 @@ from jowa.config import CONFIG_DIR, CriticLossConfig, critic_loss_checks, load_y
 from jowa.model.compile import COMPILE_MODES, compile_mode
 
 RESTART_BY = ("latent", "pixels")  # tokenizer.code_restart_by (jowa/training/code_restart.py)
+PIXEL_LOSSES = ("l1", "l2")  # tokenizer.pixel_loss (Tokenizer.compute_loss)
 
 SCHEDULES: tuple[str, ...] = ("constant", "constant_with_warmup", "linear", "cosine")
 ENGINES: tuple[str, ...] = ("auto", "torch", "deepspeed")
@@ -54,6 +55,11 @@ class TokenizerStageConfig:
     # (the patches reconstructed worst, weighted like the loss); jowa/training/code_restart.py. Breakout alone,
     # 2000 steps: 9.4 % of the small moving objects kept against 9.2 % (results/tokenizer-ball-2026-12-08).
     code_restart_by: str = "latent"
+    # Ours, not official (l1 = the official loss): the per-pixel reconstruction error, |x - x̂| or (x - x̂)².
+    # Under L1 a blurred bump over a small object costs more on the background it covers than it gains on the
+    # object, so the decoder never starts to draw one; under L2 the bump pays and then sharpens
+    # (results/tokenizer-small-2026-12-08).
+    pixel_loss: str = "l1"
 
 
 @dataclass
@@ -179,6 +185,7 @@ def validate(config: TrainingConfig) -> None:
         (t.code_restart_every >= 0 and t.code_restart_frames > 0,
          "tokenizer.code_restart_every must be >= 0 and code_restart_frames > 0"),
         (t.code_restart_by in RESTART_BY, f"tokenizer.code_restart_by {t.code_restart_by!r}: choose one of {RESTART_BY}"),
+        (t.pixel_loss in PIXEL_LOSSES, f"tokenizer.pixel_loss {t.pixel_loss!r}: choose one of {PIXEL_LOSSES}"),
         (len(w.betas) == 2, "world.betas needs two values"),
         (config.data.mixing in ("uniform", "balanced"), f"data.mixing {config.data.mixing!r}: uniform or balanced"),
         (config.data.num_workers >= 0 and config.data.stride > 0, "data.num_workers >= 0 and data.stride > 0"),

@@ -67,12 +67,13 @@ class TokenizerObjective(nn.Module):
     Ours, not official (both 0 by default): with `backgrounds` (uint8 [G, 84, 84], one per game) and
     `foreground_weight` > 0 the L1 term weighs the pixels of objects (those unlike the background)
     1 + foreground_weight times; with `motion_weight` > 0 the pixels that changed since the previous frame
-    (the ball, the shots; still bricks and walls do not) get motion_weight more."""
+    (the ball, the shots; still bricks and walls do not) get motion_weight more; `pixel_loss` "l2" squares the
+    per-pixel error (ours; "l1" is official)."""
 
     def __init__(self, tokenizer: nn.Module, backgrounds: torch.Tensor | None = None,
-                 foreground_weight: float = 0.0, motion_weight: float = 0.0) -> None:
+                 foreground_weight: float = 0.0, motion_weight: float = 0.0, pixel_loss: str = "l1") -> None:
         super().__init__()
-        self.tokenizer = tokenizer
+        self.tokenizer, self.pixel_loss = tokenizer, pixel_loss
         self.backgrounds = backgrounds if foreground_weight > 0 else None
         self.foreground_weight, self.motion_weight = foreground_weight, motion_weight
 
@@ -91,7 +92,7 @@ class TokenizerObjective(nn.Module):
             assert previous is not None
             moving = motion_weights(frames, previous, self.motion_weight)
             weights = moving + (1.0 if weights is None else weights)
-        losses = self.tokenizer.compute_loss(frames, pixel_weights=weights)
+        losses = self.tokenizer.compute_loss(frames, pixel_weights=weights, pixel_loss=self.pixel_loss)
         logged = {name: getattr(losses, name).detach().float()
                   for name in ("commitment", "reconstruction", "perceptual", "total")}
         return ObjectiveOutput(losses.total, logged)

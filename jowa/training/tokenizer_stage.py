@@ -143,7 +143,8 @@ def tokenizer_stage(
     weighting = torch.from_numpy(backgrounds) if config.foreground_weight > 0 else None
 
     def build() -> PhaseParts:
-        objective = TokenizerObjective(tokenizer, weighting, config.foreground_weight, config.motion_weight)
+        objective = TokenizerObjective(tokenizer, weighting, config.foreground_weight, config.motion_weight,
+                                       config.pixel_loss)
         return PhaseParts(objective, make_adam(list(tokenizer.parameters()), config.lr))
 
     return Stage(
