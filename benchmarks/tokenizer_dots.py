@@ -5,8 +5,10 @@ none: the official loss has no weighting) and, for the quantized rows, dead-code
 judged on 256 held frames: a dot is kept when the reconstruction is closer to it than to the black screen.
 The continuous rows decode the encoder's latents without the quantizer (same nets, same loss): they tell the
 nets' limit from the codebook's. No replay, no LPIPS (the perceptual term made no difference on Breakout).
+--pixel-loss l2 squares the per-pixel error (`tokenizer.pixel_loss`, ours; the official loss is L1).
 
     python benchmarks/tokenizer_dots.py --size tiny --steps 500 --dots 2,4,8
+    python benchmarks/tokenizer_dots.py --size tiny --steps 2000 --dots 2 --pixel-loss l2 --foreground 100
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def dots_kept(frames: np.ndarray, reconstructions: np.ndarray) -> float:
 
 
 def train(size_name: str, dot: int, quantized: bool, steps: int, seed: int, checkpoints: int,
-          batch_size: int) -> list[dict]:
+          batch_size: int, pixel_loss: str = "l1", foreground: float | None = None) -> list[dict]:
     from jowa.config import load_size
     from jowa.tokenizer import Tokenizer
     from jowa.training.code_restart import restart_dead_codes
@@ -70,8 +72,9 @@ def train(size_name: str, dot: int, quantized: bool, steps: int, seed: int, chec
     torch.manual_seed(seed)
     tokenizer = Tokenizer(config).train()
     black = torch.zeros(1, 84, 84, dtype=torch.uint8)
-    weight = settings.foreground_weight or 10.0  # the official config has none; tiny's 10 keeps rows comparable
-    objective = TokenizerObjective(tokenizer, black, weight)
+    # the official config has no foreground weight; tiny's 10 keeps rows comparable
+    weight = foreground if foreground is not None else settings.foreground_weight or 10.0
+    objective = TokenizerObjective(tokenizer, black, weight, pixel_loss=pixel_loss)
     optimizer = torch.optim.Adam(tokenizer.parameters(), lr=settings.lr)
     rng, test = np.random.default_rng(seed), dot_frames(TEST_FRAMES, dot, np.random.default_rng(seed + 1000))
     rows, started = [], time.perf_counter()
@@ -82,7 +85,8 @@ def train(size_name: str, dot: int, quantized: bool, steps: int, seed: int, chec
         else:  # the same weighted L1, decoded from the latents themselves
             x = batch.float().div(255).unsqueeze(1)
             weights = foreground_weights(batch, black, weight)
-            error = (tokenizer.decode(tokenizer.encode(x).z) - x).abs()
+            difference = tokenizer.decode(tokenizer.encode(x).z) - x
+            error = difference.abs() if pixel_loss == "l1" else difference.square()
             loss = (weights * error).sum() / weights.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -95,7 +99,8 @@ def train(size_name: str, dot: int, quantized: bool, steps: int, seed: int, chec
             rebuilt = reconstruct(tokenizer, test, quantized)
             tokenizer.train()
             error = np.abs(rebuilt.astype(np.float32) - test)[test > 0].mean() / 255
-            rows.append({"size": size_name, "dot": dot, "quantized": quantized, "step": step, "seed": seed,
+            rows.append({"size": size_name, "dot": dot, "quantized": quantized, "pixel_loss": pixel_loss,
+                         "foreground": weight, "step": step, "seed": seed,
                          "kept": dots_kept(test, rebuilt), "dot_error": float(error), "baseline_error": LEVEL / 255,
                          "seconds": round(time.perf_counter() - started, 1)})
             print(json.dumps(rows[-1]), flush=True)
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated")
     parser.add_argument("--checkpoints", type=int, default=4, help="evaluations per run")
     parser.add_argument("--batch", type=int, default=8, help="frames per step (tiny's; the official 2048 is no CPU's)")
+    parser.add_argument("--pixel-loss", choices=("l1", "l2"), default="l1", help="l1 is the official loss")
+    parser.add_argument("--foreground", type=float, help="foreground weight (default: the config's, else 10)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = parser.parse_args(argv)
@@ -117,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_label()}, {args.threads} torch threads; torch {torch.__version__}", flush=True)
     rows = [row for dot in map(int, args.dots.split(",")) for quantized in (True, False)
             for seed in map(int, args.seeds.split(","))
-            for row in train(args.size, dot, quantized, args.steps, seed, args.checkpoints, args.batch)]
-    print(f"\n| tokenizer | dot (px) | decoded from | seed | step | dots kept | error on the dot (black screen: "
-          f"{LEVEL / 255:.3f}) | train s |\n|---|---:|---|---:|---:|---:|---:|---:|")
+            for row in train(args.size, dot, quantized, args.steps, seed, args.checkpoints, args.batch,
+                             args.pixel_loss, args.foreground)]
+    print(f"\n| tokenizer | loss | fg weight | dot (px) | decoded from | seed | step | dots kept | error on the dot "
+          f"(black screen: {LEVEL / 255:.3f}) | train s |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['size']} | {r['dot']}×{r['dot']} | {'codes' if r['quantized'] else 'latents'} | {r['seed']} | "
+        print(f"| {r['size']} | {r['pixel_loss']} | {r['foreground']:g} | {r['dot']}×{r['dot']} | "
+              f"{'codes' if r['quantized'] else 'latents'} | {r['seed']} | "
               f"{r['step']} | {100 * r['kept']:.0f} % | {r['dot_error']:.3f} | {r['seconds']} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -234,3 +234,7 @@ def test_tokenizer_dots_counts_a_dot_kept_only_when_drawn_and_trains_both_paths(
         rows = train("tiny", 2, quantized, steps=2, seed=0, checkpoints=1, batch_size=2)
         assert [r["step"] for r in rows] == [2] and 0.0 <= rows[0]["kept"] <= 1.0
         assert rows[0]["baseline_error"] == pytest.approx(110 / 255)
+        squared = train("tiny", 2, quantized, steps=2, seed=0, checkpoints=1, batch_size=2, pixel_loss="l2",
+                        foreground=100.0)[0]
+        assert squared["pixel_loss"] == "l2" and squared["foreground"] == 100.0
+        assert squared["dot_error"] != rows[0]["dot_error"] or squared["kept"] != rows[0]["kept"]
