@@ -82,7 +82,7 @@ def train(size_name: str, dot: int, quantized: bool, steps: int, seed: int, chec
         batch = torch.from_numpy(dot_frames(batch_size, dot, rng))
         if quantized:
             loss = objective(batch).loss
-        else:  # the same weighted L1, decoded from the latents themselves
+        else:  # the same weighted error, decoded from the latents themselves
             x = batch.float().div(255).unsqueeze(1)
             weights = foreground_weights(batch, black, weight)
             difference = tokenizer.decode(tokenizer.encode(x).z) - x

@@ -22,6 +22,8 @@ from jowa.tokenizer.lpips_package import build_lpips, check_backend
 from jowa.tokenizer.nets import Decoder, Encoder, init_weights, latent_side, up_factors
 from jowa.tokenizer.quantizer import Codebook, commitment_loss, nearest_tokens, straight_through
 
+PIXEL_LOSSES = ("l1", "l2")  # the per-pixel reconstruction error; l1 is the official, l2 ours
+
 
 class TokenizerEncoding(NamedTuple):
     z: torch.Tensor  # [..., E, h, w] pre_quant_conv output
@@ -169,19 +171,19 @@ class Tokenizer(nn.Module, PretrainedMixin):
 
         pixel_weights [N, 1, 84, 84] (ours, not official): the L1 term becomes the weighted mean
         Σ w·|x − x̂| / Σ w; None is the official plain mean. pixel_loss "l2" (ours) squares the error instead."""
-        if pixel_loss not in ("l1", "l2"):
-            raise ValueError(f"pixel_loss {pixel_loss!r}: choose l1 (official) or l2")
+        if pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss {pixel_loss!r}: choose one of {PIXEL_LOSSES} (l1 is the official)")
         frames = unit_frames(frames)
         self._check_frames(frames)
         x = preprocess_frames(frames.reshape(-1, *frames.shape[-3:]))  # [N, 1, 84, 84] in [-1, 1]
         z, z_q, reconstruction = self(x, preprocess=False, postprocess=False)
         commitment = commitment_loss(z, z_q, self.config.commitment_beta)
         error = torch.abs(x - reconstruction) if pixel_loss == "l1" else torch.square(x - reconstruction)
-        l1 = error.mean() if pixel_weights is None else (pixel_weights * error).sum() / pixel_weights.sum()
+        pixel = error.mean() if pixel_weights is None else (pixel_weights * error).sum() / pixel_weights.sum()
         perceptual = self.perceptual_loss(x, reconstruction)
         # Summed in the official order (commitment, reconstruction, perceptual).
-        total = commitment + self.config.reconstruction_weight * l1 + perceptual
-        return TokenizerLosses(commitment=commitment, reconstruction=l1, perceptual=perceptual, total=total)
+        total = commitment + self.config.reconstruction_weight * pixel + perceptual
+        return TokenizerLosses(commitment=commitment, reconstruction=pixel, perceptual=perceptual, total=total)
 
     # ------------------------------------------------------------ keep the unregistered LPIPS in step
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from jowa.config import CONFIG_DIR, CriticLossConfig, critic_loss_checks, load_yaml
 from jowa.model.compile import COMPILE_MODES, compile_mode
+from jowa.tokenizer.tokenizer import PIXEL_LOSSES  # tokenizer.pixel_loss
 
 RESTART_BY = ("latent", "pixels")  # tokenizer.code_restart_by (jowa/training/code_restart.py)
-PIXEL_LOSSES = ("l1", "l2")  # tokenizer.pixel_loss (Tokenizer.compute_loss)
 
 SCHEDULES: tuple[str, ...] = ("constant", "constant_with_warmup", "linear", "cosine")
 ENGINES: tuple[str, ...] = ("auto", "torch", "deepspeed")
