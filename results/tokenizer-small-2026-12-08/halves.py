@@ -35,13 +35,15 @@ def oracle_latent(ys, xs, channels: int) -> torch.Tensor:
     return z
 
 def main(which: str, steps: int, spec: str = "") -> None:
-    from probe import variant
+    from probe import replace_norms, replace_upsampling, variant
     o = variant(spec)
     seed = o["seed"]
     torch.manual_seed(seed)
     cfg = dataclasses.replace(load_size("tiny").tokenizer, lpips_net="none", perceptual_weight=0.0)
     tok = Tokenizer(cfg).train()
-    modify_decoder(tok, o)
+    if o["nogn"]:
+        replace_norms(tok.decoder)
+    replace_upsampling(tok.decoder, o["up"])
     readout = nn.Conv2d(cfg.z_channels, 1 + 2 * PATCH, 1)
     params = list(tok.decoder.parameters() if which == "decoder" else [*tok.encoder.parameters(), *readout.parameters()])
     opt = torch.optim.Adam(params, lr=o["lr"])
@@ -74,22 +76,6 @@ def main(which: str, steps: int, spec: str = "") -> None:
                     _, patch_acc, pos_acc = encoder_loss(tok, readout, xt, tys, txs)
                     report = f"patch acc {100 * patch_acc:.0f} % row+col acc {100 * pos_acc:.0f} % (chance 3 % / 0.5 %)"
             print(f"{which} step {step} {report} {time.perf_counter() - started:.0f}s", flush=True)
-
-def modify_decoder(tok, o: dict) -> None:
-    if o["nogn"]:
-        for mod in list(tok.decoder.modules()):
-            for name, child in list(mod.named_children()):
-                if isinstance(child, nn.GroupNorm):
-                    setattr(mod, name, nn.Identity())
-    for level in tok.decoder.up:
-        up = getattr(level, "upsample", None)
-        if up is None or up.scale != 7 or o["up"] == "nearest":
-            continue
-        c = up.conv.in_channels
-        up.conv = (nn.Sequential(nn.ConvTranspose2d(c, c, 7, 7), nn.Conv2d(c, c, 3, 1, 1)) if o["up"] == "transposed"
-                   else nn.Sequential(nn.Conv2d(c, 49 * c, 3, 1, 1), nn.PixelShuffle(7)))
-        up.scale = 1  # interpolate by 1 is the identity; the new conv does the x7
-
 
 def encoder_loss(tok, readout, x, ys, xs):
     out = readout(tok.encoder(2 * x - 1))  # [N, 29, 6, 6]

@@ -3,7 +3,7 @@ nets' limit), black screen + one dot of grey 110 (benchmarks/tokenizer_dots.py's
 Variants (comma-separated names on the command line):
   loss=l1|l2       per-pixel error (the official loss is L1)          fg=W   foreground weight (weights 1 + W on the dot)
   lr=X             Adam learning rate (tiny: 1e-3)                      batch=N frames per step
-  nogn             every GroupNorm replaced by the identity             up=transposed  x7 nearest up-sampling -> ConvTranspose k7 s7
+  nogn             every GroupNorm replaced by the identity             up=transposed|shuffle  x7 nearest up-sampling -> ConvTranspose k7 s7 | PixelShuffle
   bg=breakout      the dot on Breakout's median frame (runs/behaviour-dqn2) instead of a black screen; fg weighs the
                    dot's pixels only
     python results/tokenizer-small-2026-12-08/probe.py 1000 loss=l1,fg=10 loss=l2,fg=10
@@ -26,22 +26,34 @@ def variant(spec: str) -> dict:
         opts[key] = True if not value else type(opts[key])(value) if not isinstance(opts[key], bool) else True
     return opts
 
+def replace_norms(module: nn.Module) -> None:
+    """Every GroupNorm inside `module` becomes the identity."""
+    for mod in list(module.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, nn.GroupNorm):
+                setattr(mod, name, nn.Identity())
+
+
+def replace_upsampling(decoder: nn.Module, kind: str) -> None:
+    """The decoder's nearest x7 up-sampling + conv becomes a ConvTranspose k7 s7 + conv (`transposed`) or a conv to
+    49x the channels + PixelShuffle(7) (`shuffle`); `nearest` leaves it."""
+    for level in decoder.up:
+        up = getattr(level, "upsample", None)
+        if up is None or up.scale != 7 or kind == "nearest":
+            continue
+        c = up.conv.in_channels
+        up.conv = (nn.Sequential(nn.ConvTranspose2d(c, c, 7, 7), nn.Conv2d(c, c, 3, 1, 1)) if kind == "transposed"
+                   else nn.Sequential(nn.Conv2d(c, 49 * c, 3, 1, 1), nn.PixelShuffle(7)))
+        up.scale = 1  # interpolate by 1 is the identity; the new conv does the x7
+
+
 def build(o: dict) -> Tokenizer:
     torch.manual_seed(o["seed"])
     cfg = dataclasses.replace(load_size("tiny").tokenizer, lpips_net="none", perceptual_weight=0.0, ch=o["ch"])
     tok = Tokenizer(cfg).train()
     if o["nogn"]:
-        for mod in list(tok.modules()):
-            for name, child in list(mod.named_children()):
-                if isinstance(child, nn.GroupNorm):
-                    setattr(mod, name, nn.Identity())
-    if o["up"] == "transposed":
-        for level in tok.decoder.up:
-            up = getattr(level, "upsample", None)
-            if up is not None and up.scale == 7:
-                c = up.conv.in_channels
-                up.conv = nn.Sequential(nn.ConvTranspose2d(c, c, 7, 7), nn.Conv2d(c, c, 3, 1, 1))
-                up.scale = 1  # interpolate by 1 is the identity; the transposed conv does the x7
+        replace_norms(tok)
+    replace_upsampling(tok.decoder, o["up"])
     return tok
 
 def background(name: str) -> np.ndarray:
